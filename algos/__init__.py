@@ -1,0 +1,1 @@
+"""Algorithms: one readable file each (``python algos/<name>.py --help``)."""

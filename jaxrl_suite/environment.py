@@ -1,0 +1,184 @@
+"""The functional environment API (DESIGN.md section 2), gymnax-compatible.
+
+An environment is a Python object holding only static configuration; everything that changes
+lives in two pytrees passed in and out of pure functions:
+
+* ``params`` (``EnvParams``): what a user may vary without recompiling (physics constants,
+  episode length, reward weights). ``params=None`` means ``env.default_params``.
+* ``state``: the environment's dynamic state.
+
+``reset(key, params) -> (obs, state)`` and
+``step(key, state, action, params) -> (obs, state, reward, terminated, truncated, info)``
+are jit/vmap/scan-able. ``step`` does **not** reset: auto-reset is the ``AutoReset`` wrapper.
+``terminated`` (the MDP ended; do not bootstrap) and ``truncated`` (a time limit cut the episode;
+bootstrap from the final observation) are separate scalar booleans; at most one of them is true.
+
+Subclasses implement ``reset_env`` and ``step_env``; the public ``reset``/``step`` resolve the
+params and check the inputs in Python, before tracing, so bad input fails early and clearly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxrl_suite import spaces
+
+__all__ = ["Environment", "EnvParams", "EnvState", "check_key"]
+
+
+@struct.dataclass
+class EnvParams:
+    """Base params: every episodic env has an episode length a user may change."""
+
+    max_steps_in_episode: int = 1000
+
+
+@struct.dataclass
+class EnvState:
+    """Base state: the number of steps taken in the current episode."""
+
+    time: jax.Array
+
+
+State = TypeVar("State")
+Params = TypeVar("Params")
+
+Obs = Any
+StepOutput = tuple[Any, Any, jax.Array, jax.Array, jax.Array, dict[str, Any]]
+
+
+def check_key(key: Any, where: str) -> None:
+    """Raise a ``TypeError`` unless ``key`` is a JAX PRNG key (raw uint32[2] or typed)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return
+    if dtype == jnp.uint32 and np.shape(key) == (2,):
+        return
+    raise TypeError(
+        f"{where}: key must be a JAX PRNG key such as jax.random.key(0) or "
+        f"jax.random.PRNGKey(0); got {type(key).__name__} with dtype={dtype} and "
+        f"shape={np.shape(key)}."
+    )
+
+
+def _describe_integers(space: spaces.Space) -> str:
+    if isinstance(space, spaces.Discrete):
+        return f"integers 0..{space.n - 1}"
+    return f"integer vectors with 0 <= action[i] < {space.nvec.tolist()}[i]"
+
+
+class Environment(Generic[State, Params]):
+    """Base class of every environment and wrapper."""
+
+    # --- to implement -------------------------------------------------------------------------
+    @property
+    def default_params(self) -> Params:
+        return EnvParams()  # type: ignore[return-value]
+
+    def reset_env(self, key: jax.Array, params: Params) -> tuple[Obs, State]:
+        raise NotImplementedError
+
+    def step_env(self, key: jax.Array, state: State, action: Any, params: Params) -> StepOutput:
+        raise NotImplementedError
+
+    def observation_space(self, params: Params | None = None) -> spaces.Space:
+        raise NotImplementedError
+
+    def action_space(self, params: Params | None = None) -> spaces.Space:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    # --- public API -----------------------------------------------------------------------------
+    def reset(self, key: jax.Array, params: Params | None = None) -> tuple[Obs, State]:
+        """Start an episode. Returns ``(observation, state)``."""
+        check_key(key, f"{self.name}.reset")
+        return self.reset_env(key, self.resolve_params(params))
+
+    def step(
+        self, key: jax.Array, state: State, action: Any, params: Params | None = None
+    ) -> StepOutput:
+        """Advance one step. Returns ``(obs, state, reward, terminated, truncated, info)``.
+
+        ``reward`` is a float32 scalar (a vector for multi-objective envs), ``terminated`` and
+        ``truncated`` are bool scalars. Does not reset; see ``AutoReset``.
+        """
+        check_key(key, f"{self.name}.step")
+        params = self.resolve_params(params)
+        self.check_action(action)
+        return self.step_env(key, state, action, params)
+
+    @property
+    def num_actions(self) -> int:
+        """Number of actions of a ``Discrete`` action space."""
+        space = self.action_space(self.default_params)
+        if not isinstance(space, spaces.Discrete):
+            raise AttributeError(
+                f"{self.name} has a {type(space).__name__} action space; num_actions is defined "
+                f"only for Discrete action spaces."
+            )
+        return space.n
+
+    @property
+    def unwrapped(self) -> Environment:
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    # --- input checks (Python, before tracing) --------------------------------------------------
+    def resolve_params(self, params: Params | None) -> Params:
+        """``None`` becomes the default params; a params pytree of the wrong type is refused."""
+        default = self.default_params
+        if params is None:
+            return default
+        if not isinstance(params, type(default)):
+            raise TypeError(
+                f"{self.name}: params must be a {type(default).__module__}."
+                f"{type(default).__qualname__} (the type of env.default_params); got "
+                f"{type(params).__qualname__}. Start from env.default_params and change fields "
+                f"with .replace(...)."
+            )
+        return params
+
+    def check_action(self, action: Any) -> None:
+        """Refuse an action that cannot belong to the action space.
+
+        Shape and dtype kind are checked always (they are static under ``jit``); integer range
+        is checked for discrete spaces when the action is a concrete value. Continuous actions
+        outside a ``Box`` are left to the env (most clip them), since bounds may depend on params.
+        """
+        space = self.action_space(self.default_params)
+        if isinstance(space, spaces.Dict):
+            return
+        shape = tuple(np.shape(action))
+        if shape != tuple(space.shape):
+            raise ValueError(
+                f"{self.name}: action of shape {shape} does not fit the action space {space}, "
+                f"which needs shape {tuple(space.shape)}. Under vmap, pass one env's action."
+            )
+        kind = jnp.result_type(action)
+        if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
+            if not jnp.issubdtype(kind, jnp.integer):
+                raise TypeError(
+                    f"{self.name}: the action space {space} takes integer actions; got dtype "
+                    f"{kind}."
+                )
+            if not isinstance(action, jax.core.Tracer) and not bool(space.contains(action)):
+                raise ValueError(
+                    f"{self.name}: action {np.asarray(action).tolist()} is outside the action "
+                    f"space {space}; accepted: {_describe_integers(space)}."
+                )
+        elif isinstance(space, spaces.Box):
+            if not (jnp.issubdtype(kind, jnp.floating) or jnp.issubdtype(kind, jnp.integer)):
+                raise TypeError(
+                    f"{self.name}: the action space {space} takes numeric actions; got dtype "
+                    f"{kind}."
+                )

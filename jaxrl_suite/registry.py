@@ -1,0 +1,136 @@
+"""Environment registry: ids -> constructors, looked up lazily.
+
+The core imports nothing from ``jaxrl_suite.envs`` at import time (DESIGN.md section 1): the
+built-in ids are registered the first time the registry is read, by importing
+``jaxrl_suite.envs``. Entry points are ``"module:attribute"`` strings, so registering an id
+imports nothing heavy (Brax, MuJoCo) until that env is made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from jaxrl_suite.environment import Environment
+
+__all__ = ["EnvSpec", "register", "registered_envs", "make", "env_spec"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """How to build one registered env: ``entry_point(**kwargs)`` returns an ``Environment``."""
+
+    id: str
+    entry_point: str | Callable[..., Environment]
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    description: str = ""
+
+    def load(self) -> Callable[..., Environment]:
+        if callable(self.entry_point):
+            return self.entry_point
+        module_name, _, attribute = self.entry_point.partition(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+_BUILTINS_LOADED = False
+
+
+def _load_builtin_envs() -> None:
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        _BUILTINS_LOADED = True
+        importlib.import_module("jaxrl_suite.envs")
+
+
+def register(
+    env_id: str,
+    entry_point: str | Callable[..., Environment],
+    *,
+    kwargs: dict[str, Any] | None = None,
+    description: str = "",
+    overwrite: bool = False,
+) -> None:
+    """Register ``env_id`` so ``make(env_id)`` builds ``entry_point(**kwargs)``.
+
+    ``entry_point`` is a callable or a ``"package.module:attribute"`` string (imported lazily).
+    Re-registering an id raises unless ``overwrite=True``.
+    """
+    if not isinstance(env_id, str) or not env_id.strip():
+        raise ValueError(f"An env id must be a non-empty string; got {env_id!r}.")
+    if not (callable(entry_point) or (isinstance(entry_point, str) and ":" in entry_point)):
+        raise TypeError(
+            f"entry_point for {env_id!r} must be a callable or a 'module:attribute' string; "
+            f"got {entry_point!r}."
+        )
+    if env_id in _REGISTRY and not overwrite:
+        raise ValueError(f"Env id {env_id!r} is already registered; pass overwrite=True.")
+    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, dict(kwargs or {}), description)
+
+
+def registered_envs() -> list[str]:
+    """All registered env ids, sorted."""
+    _load_builtin_envs()
+    return sorted(_REGISTRY)
+
+
+def env_spec(env_id: str) -> EnvSpec:
+    """The ``EnvSpec`` of ``env_id``; an unknown id raises a ``ValueError`` naming close matches."""
+    _load_builtin_envs()
+    if not isinstance(env_id, str):
+        raise TypeError(f"An env id is a string such as 'gymnax/CartPole-v1'; got {env_id!r}.")
+    if env_id in _REGISTRY:
+        return _REGISTRY[env_id]
+    by_lower = {known.lower(): known for known in _REGISTRY}
+    close = difflib.get_close_matches(env_id.lower(), list(by_lower), n=5, cutoff=0.5)
+    # Also match a bare name against prefixed ids ('CartPole-v1' -> 'gymnax/CartPole-v1').
+    close += [k for k in by_lower if k.split("/")[-1] == env_id.lower() and k not in close]
+    hint = (
+        "Did you mean: " + ", ".join(repr(by_lower[c]) for c in close) + "?"
+        if close
+        else "See jaxrl_suite.registered_envs() or `jaxrl envs` for the list."
+    )
+    raise ValueError(f"Unknown env id {env_id!r}. {hint}")
+
+
+def make(
+    env_id: str,
+    *,
+    wrappers: bool = True,
+    env_kwargs: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> tuple[Environment, Any]:
+    """Build a registered env. Returns ``(env, params)``.
+
+    Args:
+      env_id: a registered id, e.g. ``"gymnax/CartPole-v1"`` or ``"brax/ant"``.
+      wrappers: if True (default) the env is wrapped as ``EpisodeStats(AutoReset(env))``, so a
+        gymnax-style script that calls ``env.step`` gets auto-reset,
+        ``info["final_observation"]`` and episode statistics; ``False`` gives the raw env.
+      env_kwargs: constructor options (static: changing them recompiles), e.g.
+        ``{"backend": "positional"}`` for a Brax env.
+      **overrides: values for fields of the env's params (no recompile), e.g.
+        ``max_steps_in_episode=200``.
+    """
+    spec = env_spec(env_id)
+    constructor_kwargs = {**spec.kwargs, **(env_kwargs or {})}
+    env = spec.load()(**constructor_kwargs)
+    params = env.default_params
+    if overrides:
+        fields = [f.name for f in dataclasses.fields(params)]
+        unknown = sorted(set(overrides) - set(fields))
+        if unknown:
+            raise ValueError(
+                f"{env_id} has no params field(s) {', '.join(map(repr, unknown))}; its params "
+                f"({type(params).__name__}) accept: {', '.join(fields)}. Constructor options go "
+                f"in env_kwargs=..."
+            )
+        params = params.replace(**overrides)
+    if wrappers:
+        from jaxrl_suite.wrappers import AutoReset, EpisodeStats
+
+        env = EpisodeStats(AutoReset(env))
+    return env, params

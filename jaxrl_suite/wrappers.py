@@ -1,0 +1,452 @@
+"""Wrappers (DESIGN.md section 3): environments around an environment.
+
+Each wrapper is itself an ``Environment`` over the same ``params`` as the env it wraps, so
+wrappers compose and ``params`` never change shape. A wrapper that keeps state of its own puts it
+in a ``flax.struct.dataclass`` holding the wrapped env's state as ``env_state``.
+
+Order matters for wrappers with persistent statistics: ``NormalizeObservation`` and
+``NormalizeReward`` keep running statistics across episodes, so they go *outside* ``AutoReset``
+(an auto-reset re-creates everything inside it). ``make()`` returns
+``EpisodeStats(AutoReset(env))``; add normalisers around that.
+
+Batching is ``jax.vmap`` by the caller. The normalisers take an optional ``axis_name``: when the
+caller vmaps with that axis name, statistics are pooled over the whole batch of envs (every env
+then normalises with the same statistics, as a vectorised-env normaliser does).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxrl_suite import spaces
+from jaxrl_suite.environment import Environment, StepOutput
+
+__all__ = [
+    "Wrapper",
+    "AutoReset",
+    "CachedAutoReset",
+    "EpisodeStats",
+    "TimeLimit",
+    "NormalizeObservation",
+    "NormalizeReward",
+    "ClipAction",
+    "FlattenObservation",
+    "RunningMeanStd",
+]
+
+
+class Wrapper(Environment):
+    """Delegates everything to the wrapped env; subclasses override what they change."""
+
+    def __init__(self, env: Environment):
+        if not isinstance(env, Environment):
+            raise TypeError(
+                f"{type(self).__name__} wraps a jaxrl_suite Environment; got "
+                f"{type(env).__name__}. Adapt gymnax envs with jaxrl_suite.make('gymnax/<id>')."
+            )
+        self._env = env
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_env":
+            raise AttributeError(name)
+        return getattr(self._env, name)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._env!r})"
+
+    @property
+    def default_params(self) -> Any:
+        return self._env.default_params
+
+    @property
+    def name(self) -> str:
+        return self._env.name
+
+    @property
+    def unwrapped(self) -> Environment:
+        return self._env.unwrapped
+
+    def observation_space(self, params: Any = None) -> spaces.Space:
+        return self._env.observation_space(params)
+
+    def action_space(self, params: Any = None) -> spaces.Space:
+        return self._env.action_space(params)
+
+    def reset_env(self, key: jax.Array, params: Any) -> tuple[Any, Any]:
+        return self._env.reset_env(key, params)
+
+    def step_env(self, key: jax.Array, state: Any, action: Any, params: Any) -> StepOutput:
+        return self._env.step_env(key, state, action, params)
+
+
+def tree_select(predicate: jax.Array, on_true: Any, on_false: Any) -> Any:
+    """Leafwise ``where(predicate, on_true, on_false)`` for a scalar boolean ``predicate``."""
+    return jax.tree.map(lambda a, b: jnp.where(predicate, a, b), on_true, on_false)
+
+
+# --- auto-reset ---------------------------------------------------------------------------------
+class AutoReset(Wrapper):
+    """Resets when an episode ends, with a fresh random reset each time.
+
+    On ``terminated | truncated`` the returned observation and state are those of a new episode;
+    the observation they replaced is ``info["final_observation"]`` (gymnax 1.0's key), which is
+    what an algorithm bootstraps a truncated step from. The key is split as gymnax does
+    (``step_key, reset_key = split(key)``), so results match gymnax's auto-resetting ``step``.
+
+    Under ``vmap`` both branches are computed for every env, so this costs one ``reset`` per
+    step. ``CachedAutoReset`` avoids that where resets are expensive.
+    """
+
+    def step_env(self, key: jax.Array, state: Any, action: Any, params: Any) -> StepOutput:
+        step_key, reset_key = jax.random.split(key)
+        obs, next_state, reward, terminated, truncated, info = self._env.step_env(
+            step_key, state, action, params
+        )
+        reset_obs, reset_state = self._env.reset_env(reset_key, params)
+        done = jnp.logical_or(terminated, truncated)
+        info = {**info, "final_observation": obs}
+        return (
+            tree_select(done, reset_obs, obs),
+            tree_select(done, reset_state, next_state),
+            reward,
+            terminated,
+            truncated,
+            info,
+        )
+
+
+@struct.dataclass
+class CachedAutoResetState:
+    env_state: Any
+    initial_observation: Any
+    initial_state: Any
+
+
+class CachedAutoReset(Wrapper):
+    """Auto-reset that reuses the first reset of each env instead of computing a new one.
+
+    ``reset`` is computed once, when the wrapper is reset, and kept in the state; every later
+    episode in that env slot starts from that same initial state (Brax's auto-reset behaviour).
+    Cheaper than ``AutoReset`` when ``reset`` is costly (physics initialisation, level
+    generation); the price is less diversity of initial states, which comes only from the batch.
+    """
+
+    def reset_env(self, key: jax.Array, params: Any) -> tuple[Any, CachedAutoResetState]:
+        obs, state = self._env.reset_env(key, params)
+        return obs, CachedAutoResetState(state, obs, state)
+
+    def step_env(
+        self, key: jax.Array, state: CachedAutoResetState, action: Any, params: Any
+    ) -> StepOutput:
+        obs, next_state, reward, terminated, truncated, info = self._env.step_env(
+            key, state.env_state, action, params
+        )
+        done = jnp.logical_or(terminated, truncated)
+        info = {**info, "final_observation": obs}
+        new_state = state.replace(
+            env_state=tree_select(done, state.initial_state, next_state)
+        )
+        return (
+            tree_select(done, state.initial_observation, obs),
+            new_state,
+            reward,
+            terminated,
+            truncated,
+            info,
+        )
+
+
+# --- episode statistics -------------------------------------------------------------------------
+@struct.dataclass
+class EpisodeStatsState:
+    env_state: Any
+    episode_return: jax.Array  # running undiscounted return of the current episode
+    episode_length: jax.Array  # steps taken in the current episode, int32
+
+
+class EpisodeStats(Wrapper):
+    """Tracks episode return and length so metrics need no host code.
+
+    Adds to ``info``: ``episode_return`` and ``episode_length`` (of the episode this step belongs
+    to, this step included), and ``returned_episode`` (bool: the episode ended at this step).
+    The return of finished episodes is therefore ``info["episode_return"]`` where
+    ``info["returned_episode"]``. Multi-objective rewards give a vector ``episode_return``.
+    """
+
+    def _reward_shape(self, params: Any) -> tuple[int, ...]:
+        reward_space = getattr(self._env, "reward_space", None)
+        return tuple(reward_space(params).shape) if callable(reward_space) else ()
+
+    def reset_env(self, key: jax.Array, params: Any) -> tuple[Any, EpisodeStatsState]:
+        obs, state = self._env.reset_env(key, params)
+        zero_return = jnp.zeros(self._reward_shape(params), jnp.float32)
+        return obs, EpisodeStatsState(state, zero_return, jnp.zeros((), jnp.int32))
+
+    def step_env(
+        self, key: jax.Array, state: EpisodeStatsState, action: Any, params: Any
+    ) -> StepOutput:
+        obs, env_state, reward, terminated, truncated, info = self._env.step_env(
+            key, state.env_state, action, params
+        )
+        done = jnp.logical_or(terminated, truncated)
+        episode_return = state.episode_return + reward
+        episode_length = state.episode_length + 1
+        info = {
+            **info,
+            "episode_return": episode_return,
+            "episode_length": episode_length,
+            "returned_episode": done,
+        }
+        new_state = EpisodeStatsState(
+            env_state,
+            jnp.where(done, jnp.zeros_like(episode_return), episode_return),
+            jnp.where(done, 0, episode_length),
+        )
+        return obs, new_state, reward, terminated, truncated, info
+
+
+# --- time limit ---------------------------------------------------------------------------------
+@struct.dataclass
+class TimeLimitState:
+    env_state: Any
+    time: jax.Array
+
+
+class TimeLimit(Wrapper):
+    """Truncates episodes after ``max_episode_steps`` steps (``truncated=True``, not terminated).
+
+    For envs without an episode length of their own. The adapters (``gymnax/``, ``brax/``) keep
+    the episode length in params (``max_steps_in_episode``) so it can change without recompiling;
+    prefer that where it exists.
+    """
+
+    def __init__(self, env: Environment, max_episode_steps: int):
+        super().__init__(env)
+        if isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int) or (
+            max_episode_steps <= 0
+        ):
+            raise ValueError(
+                f"TimeLimit needs a positive integer max_episode_steps; got {max_episode_steps!r}."
+            )
+        self.max_episode_steps = max_episode_steps
+
+    def reset_env(self, key: jax.Array, params: Any) -> tuple[Any, TimeLimitState]:
+        obs, state = self._env.reset_env(key, params)
+        return obs, TimeLimitState(state, jnp.zeros((), jnp.int32))
+
+    def step_env(
+        self, key: jax.Array, state: TimeLimitState, action: Any, params: Any
+    ) -> StepOutput:
+        obs, env_state, reward, terminated, truncated, info = self._env.step_env(
+            key, state.env_state, action, params
+        )
+        time = state.time + 1
+        out_of_time = time >= self.max_episode_steps
+        truncated = jnp.logical_and(jnp.logical_or(truncated, out_of_time), ~terminated)
+        return obs, TimeLimitState(env_state, time), reward, terminated, truncated, info
+
+
+# --- normalisation ------------------------------------------------------------------------------
+@struct.dataclass
+class RunningMeanStd:
+    """Running mean and variance, merged batch by batch (Chan et al.'s parallel algorithm)."""
+
+    mean: jax.Array
+    var: jax.Array
+    count: jax.Array  # float32; starts at a small epsilon so the first update is well defined
+
+    @classmethod
+    def create(cls, shape: tuple[int, ...]) -> RunningMeanStd:
+        return cls(jnp.zeros(shape), jnp.ones(shape), jnp.asarray(1e-4, jnp.float32))
+
+    def update(self, x: jax.Array, axis_name: str | None) -> RunningMeanStd:
+        """Merge one sample ``x`` (per env), pooled over ``axis_name`` when given."""
+        if axis_name is None:
+            batch_mean, batch_var, batch_count = x, jnp.zeros_like(x), jnp.asarray(1.0)
+        else:
+            batch_mean = jax.lax.pmean(x, axis_name)
+            batch_var = jax.lax.pmean(jnp.square(x - batch_mean), axis_name)
+            batch_count = jax.lax.psum(jnp.asarray(1.0), axis_name)
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        mean = self.mean + delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count
+        m2 = m2 + jnp.square(delta) * self.count * batch_count / total
+        return RunningMeanStd(mean, m2 / total, total)
+
+
+@struct.dataclass
+class NormalizeObservationState:
+    env_state: Any
+    obs_stats: RunningMeanStd
+
+
+class NormalizeObservation(Wrapper):
+    """Normalises observations by running mean and std: ``clip((obs - mean) / std, ±clip)``.
+
+    Statistics are updated with every observation (reset and step) before it is normalised, and
+    are frozen when ``update_stats=False`` (evaluation). ``info["final_observation"]`` is
+    normalised with the same statistics, so bootstrapped values see what the agent sees.
+    Needs an array (Box) observation; place outside ``AutoReset``.
+    """
+
+    def __init__(
+        self,
+        env: Environment,
+        axis_name: str | None = None,
+        clip: float = 10.0,
+        epsilon: float = 1e-8,
+        update_stats: bool = True,
+    ):
+        super().__init__(env)
+        space = env.observation_space(env.default_params)
+        if not isinstance(space, spaces.Box):
+            raise TypeError(
+                f"NormalizeObservation needs a Box observation space; {env.name} has {space}. "
+                f"Apply FlattenObservation first for Dict observations."
+            )
+        self.axis_name, self.clip, self.epsilon = axis_name, clip, epsilon
+        self.update_stats = update_stats
+
+    def observation_space(self, params: Any = None) -> spaces.Box:
+        shape = self._env.observation_space(params).shape
+        return spaces.Box(-self.clip, self.clip, shape, jnp.float32)
+
+    def _normalize(self, obs: jax.Array, stats: RunningMeanStd) -> jax.Array:
+        scaled = (obs - stats.mean) / jnp.sqrt(stats.var + self.epsilon)
+        return jnp.clip(scaled, -self.clip, self.clip).astype(jnp.float32)
+
+    def _updated(self, stats: RunningMeanStd, obs: jax.Array) -> RunningMeanStd:
+        if not self.update_stats:
+            return stats
+        return stats.update(obs.astype(jnp.float32), self.axis_name)
+
+    def reset_env(self, key: jax.Array, params: Any) -> tuple[jax.Array, NormalizeObservationState]:
+        obs, state = self._env.reset_env(key, params)
+        stats = self._updated(RunningMeanStd.create(jnp.shape(obs)), obs)
+        return self._normalize(obs, stats), NormalizeObservationState(state, stats)
+
+    def step_env(
+        self, key: jax.Array, state: NormalizeObservationState, action: Any, params: Any
+    ) -> StepOutput:
+        obs, env_state, reward, terminated, truncated, info = self._env.step_env(
+            key, state.env_state, action, params
+        )
+        stats = self._updated(state.obs_stats, obs)
+        if "final_observation" in info:
+            info = {**info, "final_observation": self._normalize(info["final_observation"], stats)}
+        new_state = NormalizeObservationState(env_state, stats)
+        return self._normalize(obs, stats), new_state, reward, terminated, truncated, info
+
+
+@struct.dataclass
+class NormalizeRewardState:
+    env_state: Any
+    discounted_return: jax.Array
+    return_stats: RunningMeanStd
+
+
+class NormalizeReward(Wrapper):
+    """Scales rewards by the running std of the discounted return: ``clip(r / std, ±clip)``.
+
+    ``gamma`` is the discount of that return (use the agent's). Rewards are scaled, not shifted,
+    so their sign is kept. Place outside ``AutoReset`` and outside ``EpisodeStats`` (so reported
+    episode returns stay in the env's units).
+    """
+
+    def __init__(
+        self,
+        env: Environment,
+        gamma: float = 0.99,
+        axis_name: str | None = None,
+        clip: float = 10.0,
+        epsilon: float = 1e-8,
+    ):
+        super().__init__(env)
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"NormalizeReward needs 0 <= gamma <= 1; got gamma={gamma}.")
+        self.gamma, self.axis_name, self.clip, self.epsilon = gamma, axis_name, clip, epsilon
+
+    def reset_env(self, key: jax.Array, params: Any) -> tuple[Any, NormalizeRewardState]:
+        obs, state = self._env.reset_env(key, params)
+        zero = jnp.zeros((), jnp.float32)
+        return obs, NormalizeRewardState(state, zero, RunningMeanStd.create(()))
+
+    def step_env(
+        self, key: jax.Array, state: NormalizeRewardState, action: Any, params: Any
+    ) -> StepOutput:
+        obs, env_state, reward, terminated, truncated, info = self._env.step_env(
+            key, state.env_state, action, params
+        )
+        discounted_return = state.discounted_return * self.gamma + reward
+        stats = state.return_stats.update(discounted_return, self.axis_name)
+        scaled = jnp.clip(reward / jnp.sqrt(stats.var + self.epsilon), -self.clip, self.clip)
+        done = jnp.logical_or(terminated, truncated)
+        new_state = NormalizeRewardState(
+            env_state, jnp.where(done, 0.0, discounted_return), stats
+        )
+        return obs, new_state, scaled.astype(jnp.float32), terminated, truncated, info
+
+
+# --- actions and observations -------------------------------------------------------------------
+class ClipAction(Wrapper):
+    """Clips continuous actions into the ``Box`` action space's bounds before stepping."""
+
+    def __init__(self, env: Environment):
+        super().__init__(env)
+        space = env.action_space(env.default_params)
+        if not isinstance(space, spaces.Box):
+            raise TypeError(f"ClipAction needs a Box action space; {env.name} has {space}.")
+
+    def step_env(self, key: jax.Array, state: Any, action: Any, params: Any) -> StepOutput:
+        space = self._env.action_space(params)
+        clipped = jnp.clip(action, space.low, space.high).astype(space.dtype)
+        return self._env.step_env(key, state, clipped, params)
+
+
+def _flat_bounds(space: spaces.Space) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(space, spaces.Box):
+        return space.low.ravel().astype(np.float64), space.high.ravel().astype(np.float64)
+    if isinstance(space, spaces.Discrete):
+        return np.zeros(1), np.full(1, space.n - 1.0)
+    if isinstance(space, spaces.MultiDiscrete):
+        return np.zeros(space.shape), space.nvec - 1.0
+    if isinstance(space, spaces.Dict):
+        parts = [_flat_bounds(space.spaces[name]) for name in sorted(space.spaces)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    raise TypeError(f"FlattenObservation cannot flatten a {type(space).__name__} space.")
+
+
+class FlattenObservation(Wrapper):
+    """Flattens observations into one float32 vector (``Dict`` entries in sorted key order)."""
+
+    def __init__(self, env: Environment):
+        super().__init__(env)
+        _flat_bounds(env.observation_space(env.default_params))  # refuse unsupported spaces now
+
+    def observation_space(self, params: Any = None) -> spaces.Box:
+        low, high = _flat_bounds(self._env.observation_space(params))
+        return spaces.Box(low, high, low.shape, jnp.float32)
+
+    @staticmethod
+    def _flatten(obs: Any) -> jax.Array:
+        if isinstance(obs, dict):
+            return jnp.concatenate([FlattenObservation._flatten(obs[k]) for k in sorted(obs)])
+        return jnp.ravel(obs).astype(jnp.float32)
+
+    def reset_env(self, key: jax.Array, params: Any) -> tuple[jax.Array, Any]:
+        obs, state = self._env.reset_env(key, params)
+        return self._flatten(obs), state
+
+    def step_env(self, key: jax.Array, state: Any, action: Any, params: Any) -> StepOutput:
+        obs, state, reward, terminated, truncated, info = self._env.step_env(
+            key, state, action, params
+        )
+        if "final_observation" in info:
+            info = {**info, "final_observation": self._flatten(info["final_observation"])}
+        return self._flatten(obs), state, reward, terminated, truncated, info
