@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	$(PY) benchmarks/demo.py
+	$(VENV)/bin/jaxrl rollout --env gymnax/CartPole-v1 --num-envs 1024 --steps 1000
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

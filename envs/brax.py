@@ -67,9 +67,10 @@ class BraxEnv(Environment):
             brax_kwargs["backend"] = backend
         self.brax_name, self.backend = brax_name, backend
         self.brax_env = brax_envs.get_environment(brax_name, **brax_kwargs)
-        self._obs_space = spaces.Box(
-            -jnp.inf, jnp.inf, (self.brax_env.observation_size,), jnp.float32
-        )
+        # Brax's own `observation_size` runs an eager reset (hundreds of op-by-op compilations,
+        # 15-35 s on a CPU); abstract evaluation gives the same shape without running anything.
+        obs_shape = jax.eval_shape(self.brax_env.reset, jax.random.key(0)).obs.shape
+        self._obs_space = spaces.Box(-jnp.inf, jnp.inf, obs_shape, jnp.float32)
         self._action_space = spaces.Box(-1.0, 1.0, (self.brax_env.action_size,), jnp.float32)
 
     @property

@@ -1,0 +1,172 @@
+"""API conformance of every registered env (a new env joins by registering).
+
+Checked for each id: reset/step under jit and vmap; observations, actions, rewards and flags have
+the shapes and dtypes of the spaces; determinism given the key; jit equals eager and vmap equals
+a single env; ``AutoReset``'s ``final_observation`` is the observation the env really produced and
+the next observation is a fresh reset; ``EpisodeStats`` sums returns and lengths; truncation at
+the episode limit is ``truncated`` and never ``terminated``.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+import jaxrl_suite
+from tests import conformance as C
+
+ENV_IDS = jaxrl_suite.registered_envs()
+PHYSICS_PREFIXES = C.PHYSICS_PREFIXES
+
+
+def _param(env_id: str):
+    marks = [pytest.mark.xdist_group(env_id)]
+    if env_id.startswith(PHYSICS_PREFIXES):
+        marks.append(pytest.mark.slow)  # compile-heavy; CI runs them too
+    return pytest.param(env_id, marks=marks, id=env_id)
+
+
+all_envs = pytest.mark.parametrize("env_id", [_param(e) for e in ENV_IDS])
+
+
+def build_or_skip(env_id: str):
+    try:
+        return C.build(env_id)
+    except OSError as error:  # e.g. MNISTBandit downloads MNIST when constructed
+        pytest.skip(f"{env_id} needs a download at construction and this machine is offline: {error}")
+
+
+def data_or_skip(env_id: str, short: bool) -> dict[str, np.ndarray]:
+    build_or_skip(env_id)
+    data = C.rollout_data(env_id, short)
+    if data is None:
+        pytest.skip(f"{env_id} has no max_steps_in_episode param to shorten episodes with")
+    return data
+
+
+def _done(data: dict[str, np.ndarray]) -> np.ndarray:
+    return data["terminated"] | data["truncated"]
+
+
+@all_envs
+def test_spaces_shapes_and_dtypes(env_id: str) -> None:
+    raw, _, _ = build_or_skip(env_id)
+    obs_space = raw.observation_space(raw.default_params)
+    action_space = raw.action_space(raw.default_params)
+    assert isinstance(obs_space, jaxrl_suite.spaces.Space)
+    assert isinstance(action_space, jaxrl_suite.spaces.Space)
+    for short in (False, True):
+        data = C.rollout_data(env_id, short)
+        if data is None:
+            continue
+        n, t = C.NUM_ENVS, C.NUM_STEPS
+        for name in ("obs0", "obs", "final_observation"):
+            batch_ndim = 1 if name == "obs0" else 2
+            leaves = jax.tree.leaves(data[name])
+            if isinstance(obs_space, jaxrl_suite.spaces.Box | jaxrl_suite.spaces.Discrete):
+                (leaf,) = leaves
+                assert leaf.shape == (n, t)[:batch_ndim] + tuple(obs_space.shape), name
+                assert leaf.dtype == obs_space.dtype, (name, leaf.dtype, obs_space.dtype)
+            inside = C.space_contains_batch(obs_space, data[name], batch_ndim)
+            assert inside.all(), f"{name} outside {obs_space} at {np.argwhere(~inside)[:3]}"
+        assert C.space_contains_batch(action_space, data["action"], 2).all()
+        reward_shape = getattr(raw, "reward_space", None)
+        reward_shape = tuple(reward_shape(raw.default_params).shape) if reward_shape else ()
+        assert data["reward"].shape == (n, t) + reward_shape
+        assert data["reward"].dtype == np.float32
+        assert np.isfinite(data["reward"]).all()
+        for flag in ("terminated", "truncated", "returned_episode"):
+            assert data[flag].shape == (n, t) and data[flag].dtype == np.bool_, flag
+        assert not (data["terminated"] & data["truncated"]).any(), "both flags set on one step"
+
+
+@all_envs
+def test_deterministic_given_key(env_id: str) -> None:
+    _, _, rollout = build_or_skip(env_id)
+    raw = C.build(env_id)[0]
+    first = C.as_numpy_tree(rollout(jax.random.key(7), raw.default_params))
+    again = C.as_numpy_tree(rollout(jax.random.key(7), raw.default_params))
+    assert C.leaves_equal(first, again)
+    # Different keys give different random actions, so the runs must differ somewhere.
+    other = C.as_numpy_tree(rollout(jax.random.key(8), raw.default_params))
+    assert not C.leaves_equal(first, other)
+
+
+@all_envs
+def test_jit_and_vmap_match_single_eager_steps(env_id: str) -> None:
+    """The first reset and step of env 0 in the vmapped, jitted rollout, redone without vmap."""
+    raw, wrapped, _ = build_or_skip(env_id)
+    params = raw.default_params
+    data = C.rollout_data(env_id)
+    reset_key, scan_key = jax.random.split(jax.random.split(jax.random.key(0), C.NUM_ENVS)[0])
+    step_key = jax.random.split(scan_key, C.NUM_STEPS)[0]
+    action_key, env_key = jax.random.split(step_key)
+    action = np.asarray(data["action"][0, 0])
+
+    def first_step(reset_key, env_key, action):
+        obs0, state = wrapped.reset(reset_key, params)
+        obs, _, reward, terminated, truncated, _ = wrapped.step(env_key, state, action, params)
+        return obs0, obs, reward, terminated, truncated
+
+    if env_id.startswith(PHYSICS_PREFIXES):
+        # Compiling another physics step costs 5-20 s per env; the reset alone is checked, and
+        # single physics steps are checked by hand in tests/test_brax_adapter.py.
+        obs0 = jax.jit(lambda key: wrapped.reset(key, params)[0])(reset_key)
+        C.assert_trees_close(obs0, data["obs0"][0])
+        return
+    expected = (data["obs0"][0], data["obs"][0, 0], data["reward"][0, 0],
+                data["terminated"][0, 0], data["truncated"][0, 0])
+    C.assert_trees_close(jax.jit(first_step)(reset_key, env_key, action), expected)
+    C.assert_trees_close(first_step(reset_key, env_key, action), expected)  # eager
+
+
+@all_envs
+@pytest.mark.parametrize("short", [False, True], ids=["default_limit", "short_episodes"])
+def test_autoreset_final_observation(env_id: str, short: bool) -> None:
+    data = data_or_skip(env_id, short)
+    done = _done(data)
+    if "raw_obs" in data:
+        # What the wrapper reports is what the raw env did from the same state and key.
+        C.assert_trees_close(data["final_observation"], data["raw_obs"])
+        C.assert_trees_close(
+            [data["reward"], data["terminated"], data["truncated"]],
+            [data["raw_reward"], data["raw_terminated"], data["raw_truncated"]],
+        )
+    # After an episode ends the next observation is the fresh reset's; otherwise unchanged.
+    pick = lambda mask: lambda leaf: leaf[mask]  # noqa: E731
+    C.assert_trees_close(jax.tree.map(pick(done), data["obs"]),
+                         jax.tree.map(pick(done), data["reset_obs"]))
+    C.assert_trees_close(jax.tree.map(pick(~done), data["obs"]),
+                         jax.tree.map(pick(~done), data["final_observation"]))
+    if short:
+        assert done.any(), "short episodes must end within the rollout"
+
+
+@all_envs
+@pytest.mark.parametrize("short", [False, True], ids=["default_limit", "short_episodes"])
+def test_episode_stats_and_truncation(env_id: str, short: bool) -> None:
+    data = data_or_skip(env_id, short)
+    raw = C.build(env_id)[0]
+    params = C.short_episode_params(raw) if short else raw.default_params
+    limit = getattr(params, "max_steps_in_episode", None)
+    done = _done(data)
+    np.testing.assert_array_equal(data["returned_episode"], done)
+    for env in range(C.NUM_ENVS):
+        episode_return = np.zeros(data["reward"].shape[2:], np.float64)
+        episode_length = 0
+        for t in range(C.NUM_STEPS):
+            episode_return += data["reward"][env, t]
+            episode_length += 1
+            np.testing.assert_allclose(
+                data["episode_return"][env, t], episode_return, rtol=1e-5, atol=1e-4
+            )
+            assert data["episode_length"][env, t] == episode_length
+            if limit is not None:
+                assert episode_length <= limit, "episode ran past its limit"
+                at_limit = episode_length == int(limit)
+                # Truncated exactly at the limit unless the MDP terminated there.
+                assert data["truncated"][env, t] == (at_limit and not data["terminated"][env, t])
+            if done[env, t]:
+                episode_return[...] = 0.0
+                episode_length = 0

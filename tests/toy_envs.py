@@ -1,0 +1,95 @@
+"""Tiny deterministic envs whose transitions are easy to compute by hand."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxrl_suite import spaces
+from jaxrl_suite.environment import Environment, EnvState
+
+
+@struct.dataclass
+class CounterParams:
+    max_steps_in_episode: int = 10
+    terminal_at: int = 4  # the count at which the MDP terminates
+    reward_scale: float = 1.0
+
+
+@struct.dataclass
+class CounterState(EnvState):
+    count: jax.Array
+
+
+class CounterEnv(Environment):
+    """obs = [count, start]; action (Discrete(2)) adds 1 or 2 to count; reward = action + 1
+    times reward_scale; terminated once count >= terminal_at; truncated at the step limit.
+    ``start`` is drawn uniformly from {0, 1} at reset (so resets differ by key)."""
+
+    @property
+    def default_params(self) -> CounterParams:
+        return CounterParams()
+
+    def observation_space(self, params=None) -> spaces.Box:
+        return spaces.Box(0.0, 100.0, (2,), jnp.float32)
+
+    def action_space(self, params=None) -> spaces.Discrete:
+        return spaces.Discrete(2)
+
+    def reset_env(self, key, params):
+        start = jax.random.randint(key, (), 0, 2)
+        state = CounterState(time=jnp.zeros((), jnp.int32), count=start)
+        return self._obs(state, start), state
+
+    def _obs(self, state, start):
+        return jnp.stack([state.count, start]).astype(jnp.float32)
+
+    def step_env(self, key, state, action, params):
+        count = state.count + action + 1
+        new_state = CounterState(time=state.time + 1, count=count)
+        reward = ((action + 1) * params.reward_scale).astype(jnp.float32)
+        terminated = count >= params.terminal_at
+        truncated = jnp.logical_and(new_state.time >= params.max_steps_in_episode, ~terminated)
+        return self._obs(new_state, jnp.zeros((), jnp.int32)), new_state, reward, terminated, truncated, {}
+
+
+class VectorRewardCounterEnv(CounterEnv):
+    """CounterEnv with a two-objective reward ``[action + 1, 1]``."""
+
+    def reward_space(self, params=None) -> spaces.Box:
+        return spaces.Box(0.0, 2.0, (2,), jnp.float32)
+
+    def step_env(self, key, state, action, params):
+        obs, new_state, reward, terminated, truncated, info = super().step_env(
+            key, state, action, params
+        )
+        return obs, new_state, jnp.stack([reward, 1.0]), terminated, truncated, info
+
+
+@struct.dataclass
+class DictObsState(EnvState):
+    pass
+
+
+class DictObsEnv(Environment):
+    """Dict observations ``{"position": Box(3), "room": Discrete(5)}``, constant."""
+
+    def observation_space(self, params=None) -> spaces.Dict:
+        return spaces.Dict(
+            {"room": spaces.Discrete(5), "position": spaces.Box(-1.0, 1.0, (3,), jnp.float32)}
+        )
+
+    def action_space(self, params=None) -> spaces.Box:
+        return spaces.Box(-2.0, 2.0, (2,), jnp.float32)
+
+    def _obs(self):
+        return {"room": jnp.asarray(3, jnp.int32), "position": jnp.array([0.5, -0.5, 0.25])}
+
+    def reset_env(self, key, params):
+        return self._obs(), DictObsState(time=jnp.zeros((), jnp.int32))
+
+    def step_env(self, key, state, action, params):
+        # reward = first action component, so tests can see what action arrived
+        new_state = DictObsState(time=state.time + 1)
+        return self._obs(), new_state, action[0], jnp.asarray(False), jnp.asarray(False), {}
