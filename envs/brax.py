@@ -22,7 +22,8 @@ __all__ = ["BraxEnv", "BraxParams", "BraxState", "BRAX_ENV_NAMES", "MJX_ENV_NAME
 
 # brax.envs' registry, kept here so registering the ids does not import Brax (slow) and so a
 # Brax release that adds or removes envs fails tests/test_brax_adapter.py instead of going
-# unnoticed. 'fast' is Brax's physics-free test env: it has no backend, hence no mjx/ id.
+# unnoticed. 'fast' is Brax's physics-free test env (no backend) and 'swimmer' supports only the
+# generalized backend (Brax raises for any other), so neither has an mjx/ id.
 BRAX_ENV_NAMES = (
     "ant",
     "fast",
@@ -37,7 +38,7 @@ BRAX_ENV_NAMES = (
     "swimmer",
     "walker2d",
 )
-MJX_ENV_NAMES = tuple(name for name in BRAX_ENV_NAMES if name != "fast")
+MJX_ENV_NAMES = tuple(name for name in BRAX_ENV_NAMES if name not in ("fast", "swimmer"))
 
 DEFAULT_BACKEND = "generalized"  # Brax's own default for get_environment
 
@@ -53,11 +54,38 @@ class BraxState:
     time: jax.Array  # steps taken in this episode, int32
 
 
+class _NumpyWithLegacyClip:
+    """``jax.numpy`` whose ``clip`` still takes ``a_min``/``a_max``.
+
+    brax 0.14.2's ``fluid.py`` (the viscosity used by ``swimmer``) calls
+    ``jnp.clip(x, a_min=...)``; JAX 0.10 removed those keywords, so swimmer fails to trace.
+    The adapter hands that one module this shim instead of ``jax.numpy``.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(jnp, name)
+
+    @staticmethod
+    def clip(x: Any, a_min: Any = None, a_max: Any = None, **kwargs: Any) -> jax.Array:
+        return jnp.clip(x, kwargs.pop("min", a_min), kwargs.pop("max", a_max), **kwargs)
+
+
+def _patch_brax_for_current_jax() -> None:
+    import inspect
+
+    from brax import fluid
+
+    if "a_min" not in inspect.signature(jnp.clip).parameters and fluid.jp is jnp:
+        fluid.jp = _NumpyWithLegacyClip()
+
+
 class BraxEnv(Environment):
     """A Brax ``PipelineEnv`` under the project's API."""
 
     def __init__(self, brax_name: str, backend: str = DEFAULT_BACKEND, **brax_kwargs: Any):
         from brax import envs as brax_envs
+
+        _patch_brax_for_current_jax()
 
         if brax_name not in brax_envs._envs:
             raise ValueError(
@@ -75,7 +103,7 @@ class BraxEnv(Environment):
 
     @property
     def name(self) -> str:
-        prefix = "mjx/" if self.backend == "mjx" and self.brax_name != "fast" else "brax/"
+        prefix = "mjx/" if self.backend == "mjx" and self.brax_name in MJX_ENV_NAMES else "brax/"
         return prefix + self.brax_name
 
     @property

@@ -31,7 +31,7 @@ SHORT_EPISODE = 3  # max_steps_in_episode used to force truncations
 PHYSICS_PREFIXES = ("brax/", "mjx/")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def build(env_id: str) -> tuple[Any, Any, Any]:
     """``(raw_env, wrapped_env, jitted_rollout)`` for ``env_id``; compiled lazily on first call."""
     raw, _ = jaxrl_suite.make(env_id, wrappers=False)
@@ -95,7 +95,7 @@ def short_episode_params(raw: Any) -> Any:
     return params.replace(max_steps_in_episode=type(default_limit)(SHORT_EPISODE))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rollout_data(env_id: str, short: bool = False, seed: int = 0) -> dict[str, np.ndarray] | None:
     """The rollout of ``env_id`` as numpy arrays (leading axes: env, step)."""
     raw, _, rollout = build(env_id)

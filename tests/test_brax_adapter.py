@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jaxrl_suite.envs.brax import BRAX_ENV_NAMES, BraxParams
 
 import jaxrl_suite
-from jaxrl_suite.envs.brax import BRAX_ENV_NAMES, BraxParams
 
 
 def test_registered_names_match_brax():

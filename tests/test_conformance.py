@@ -34,7 +34,7 @@ def build_or_skip(env_id: str):
     try:
         return C.build(env_id)
     except OSError as error:  # e.g. MNISTBandit downloads MNIST when constructed
-        pytest.skip(f"{env_id} needs a download at construction and this machine is offline: {error}")
+        pytest.skip(f"{env_id} downloads data when built and this machine is offline: {error}")
 
 
 def data_or_skip(env_id: str, short: bool) -> dict[str, np.ndarray]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pathlib
 import subprocess
 import sys
-import tomllib
 
 import pytest
+import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAPPED = {"jaxrl_suite": "jaxrl_suite", "jaxrl_suite.envs": "envs",
@@ -61,6 +61,7 @@ def test_built_wheel_installs_and_imports(tmp_path):
         check=True, capture_output=True, text=True, cwd="/",
     )
     *paths, count = result.stdout.split()
-    expected = [target / "jaxrl_suite" / sub / "__init__.py" for sub in ("", "envs", "algos", "meta")]
+    subfolders = ("", "envs", "algos", "meta")
+    expected = [target / "jaxrl_suite" / sub / "__init__.py" for sub in subfolders]
     assert [pathlib.Path(p) for p in paths] == [e.resolve() for e in expected]
     assert int(count) > 40

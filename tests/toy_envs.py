@@ -51,7 +51,8 @@ class CounterEnv(Environment):
         reward = ((action + 1) * params.reward_scale).astype(jnp.float32)
         terminated = count >= params.terminal_at
         truncated = jnp.logical_and(new_state.time >= params.max_steps_in_episode, ~terminated)
-        return self._obs(new_state, jnp.zeros((), jnp.int32)), new_state, reward, terminated, truncated, {}
+        obs = self._obs(new_state, jnp.zeros((), jnp.int32))
+        return obs, new_state, reward, terminated, truncated, {}
 
 
 class VectorRewardCounterEnv(CounterEnv):
