@@ -13,11 +13,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Two workers: jit compilation dominates the suite and is single-threaded per program. Tests that
-# share compiled functions carry an xdist_group mark so they run in one worker.
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest
 
 demo: $(STAMP)
 	$(VENV)/bin/jaxrl rollout --env gymnax/CartPole-v1 --num-envs 1024 --steps 1000

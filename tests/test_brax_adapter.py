@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 from jaxrl_suite.envs.brax import BRAX_ENV_NAMES, BraxParams
 
 import jaxrl_suite
+from tests.conformance import jit_fast_compile
 
 
 def test_registered_names_match_brax():
@@ -52,7 +55,7 @@ def test_inverted_pendulum_fall_is_termination(env_id):
         brax_state = state.brax_state.replace(pipeline_state=pipeline_state)
         return state.replace(brax_state=brax_state, time=jnp.int32(time))
 
-    @jax.jit
+    @functools.partial(jit_fast_compile, env_id=env_id)
     def step_from(hinge_angle, time):
         state = from_pose(jax.random.key(0), hinge_angle, time)
         return env.step(jax.random.key(1), state, jnp.zeros(1), params)

@@ -3,7 +3,7 @@
 Checked for each id: reset/step under jit and vmap; observations, actions, rewards and flags have
 the shapes and dtypes of the spaces; determinism given the key; jit equals eager and vmap equals
 a single env; ``AutoReset``'s ``final_observation`` is the observation the env really produced and
-the next observation is a fresh reset; ``EpisodeStats`` sums returns and lengths; truncation at
+the next observation is a reset one; ``EpisodeStats`` sums returns and lengths; truncation at
 the episode limit is ``truncated`` and never ``terminated``.
 """
 
@@ -21,7 +21,7 @@ PHYSICS_PREFIXES = C.PHYSICS_PREFIXES
 
 
 def _param(env_id: str):
-    marks = [pytest.mark.xdist_group(env_id)]
+    marks = []
     if env_id.startswith(PHYSICS_PREFIXES):
         marks.append(pytest.mark.slow)  # compile-heavy; CI runs them too
     return pytest.param(env_id, marks=marks, id=env_id)
@@ -112,12 +112,14 @@ def test_jit_and_vmap_match_single_eager_steps(env_id: str) -> None:
     if env_id.startswith(PHYSICS_PREFIXES):
         # Compiling another physics step costs 5-20 s per env; the reset alone is checked, and
         # single physics steps are checked by hand in tests/test_brax_adapter.py.
-        obs0 = jax.jit(lambda key: wrapped.reset(key, params)[0])(reset_key)
+        obs0 = C.jit_fast_compile(lambda key: wrapped.reset(key, params)[0], env_id)(reset_key)
         C.assert_trees_close(obs0, data["obs0"][0])
         return
     expected = (data["obs0"][0], data["obs"][0, 0], data["reward"][0, 0],
                 data["terminated"][0, 0], data["truncated"][0, 0])
-    C.assert_trees_close(jax.jit(first_step)(reset_key, env_key, action), expected)
+    C.assert_trees_close(
+        C.jit_fast_compile(first_step, env_id)(reset_key, env_key, action), expected
+    )
     C.assert_trees_close(first_step(reset_key, env_key, action), expected)  # eager
 
 
