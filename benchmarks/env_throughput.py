@@ -23,40 +23,17 @@ import gymnax
 import jax
 
 import jaxrl_suite
+from jaxrl_suite.rollouts import random_rollout
 from jaxrl_suite.wrappers import CachedAutoReset, EpisodeStats
 
 ENV_ID = "CartPole-v1"
 STEPS_PER_BENCH = {1: 20_000, 64: 4_000, 1024: 1_000, 8192: 250}
 
 
-def make_rollout(env, params, num_envs: int, num_steps: int):
-    """jit(vmap(reset) + scan(vmap(step))) with uniformly random discrete actions."""
-    num_actions = 2
-
-    def rollout(key):
-        reset_key, scan_key = jax.random.split(key)
-        _, state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(reset_key, num_envs), params
-        )
-
-        def body(state, key):
-            action_key, step_key = jax.random.split(key)
-            actions = jax.random.randint(action_key, (num_envs,), 0, num_actions)
-            obs, state, reward, *_ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(step_key, num_envs), state, actions, params
-            )
-            return state, reward.sum()
-
-        _, rewards = jax.lax.scan(body, state, jax.random.split(scan_key, num_steps))
-        return rewards.sum()
-
-    return jax.jit(rollout)
-
-
 def measure(env, params, num_envs: int, repeats: int) -> tuple[float, float]:
     """(compile-and-first-run seconds, best steps per second)."""
     num_steps = STEPS_PER_BENCH.get(num_envs, max(1, 1_000_000 // num_envs))
-    rollout = make_rollout(env, params, num_envs, num_steps)
+    rollout = random_rollout(env, params, num_envs, num_steps)
     start = time.perf_counter()
     rollout(jax.random.key(0)).block_until_ready()
     compile_seconds = time.perf_counter() - start

@@ -17,40 +17,16 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-__all__ = ["main", "random_rollout"]
+from jaxrl_suite.rollouts import random_rollout
+
+__all__ = ["main"]
 
 
-def random_rollout(env_id: str, num_envs: int, num_steps: int, seed: int = 0):
-    """Build a jitted rollout of uniformly random actions over ``num_envs`` envs.
-
-    Returns ``(rollout, info)``: ``rollout(key)`` gives per-step ``(episode_return,
-    returned_episode)`` arrays of shape ``(num_steps, num_envs)``.
-    """
-    import jaxrl_suite
-
-    env, params = jaxrl_suite.make(env_id)
-    action_space = env.action_space(params)
-
-    def rollout(key):
-        reset_key, scan_key = jax.random.split(key)
-        _, state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(reset_key, num_envs), params
-        )
-
-        def body(state, key):
-            action_key, step_key = jax.random.split(key)
-            actions = jax.vmap(action_space.sample)(jax.random.split(action_key, num_envs))
-            _, state, _, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(step_key, num_envs), state, actions, params
-            )
-            episode_return = info["episode_return"]
-            if episode_return.ndim > 1:  # multi-objective: report the sum of objectives
-                episode_return = episode_return.sum(-1)
-            return state, (episode_return, info["returned_episode"])
-
-        return jax.lax.scan(body, state, jax.random.split(scan_key, num_steps))[1]
-
-    return jax.jit(rollout), env
+def _episode_metrics(reward: jax.Array, info: dict) -> tuple[jax.Array, jax.Array]:
+    episode_return = info["episode_return"]
+    if episode_return.ndim > 1:  # multi-objective: report the sum of objectives
+        episode_return = episode_return.sum(-1)
+    return episode_return, info["returned_episode"]
 
 
 def _positive(value: str) -> int:
@@ -70,7 +46,10 @@ def _cmd_envs(args: argparse.Namespace) -> int:
 
 
 def _cmd_rollout(args: argparse.Namespace) -> int:
-    rollout, env = random_rollout(args.env, args.num_envs, args.steps, args.seed)
+    import jaxrl_suite
+
+    env, params = jaxrl_suite.make(args.env)
+    rollout = random_rollout(env, params, args.num_envs, args.steps, _episode_metrics)
     start = time.perf_counter()
     jax.block_until_ready(rollout(jax.random.key(args.seed)))
     compile_seconds = time.perf_counter() - start
