@@ -7,7 +7,6 @@ strings, so nothing heavy (Brax, MuJoCo) is imported until an env is made.
 from jaxrl_suite.envs.brax import BRAX_ENV_NAMES, MJX_ENV_NAMES
 from jaxrl_suite.envs.gymnax import PREFIX as _GYMNAX_PREFIX
 from jaxrl_suite.envs.gymnax import gymnax_env_ids
-
 from jaxrl_suite.registry import register
 
 

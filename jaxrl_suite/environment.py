@@ -87,6 +87,7 @@ class Environment(Generic[State, Params]):
         raise NotImplementedError
 
     def observation_space(self, params: Params | None = None) -> spaces.Space:
+        """The observation space under ``params`` (``None``: the default params)."""
         raise NotImplementedError
 
     def action_space(self, params: Params | None = None) -> spaces.Space:
@@ -118,7 +119,7 @@ class Environment(Generic[State, Params]):
     @property
     def num_actions(self) -> int:
         """Number of actions of a ``Discrete`` action space."""
-        space = self.action_space(self.default_params)
+        space = self.action_space()
         if not isinstance(space, spaces.Discrete):
             raise AttributeError(
                 f"{self.name} has a {type(space).__name__} action space; num_actions is defined "
@@ -155,7 +156,8 @@ class Environment(Generic[State, Params]):
         is checked for discrete spaces when the action is a concrete value. Continuous actions
         outside a ``Box`` are left to the env (most clip them), since bounds may depend on params.
         """
-        space = self.action_space(self.default_params)
+        # params=None: the default-params space, which adapters build once and cache.
+        space = self.action_space()
         if isinstance(space, spaces.Dict):
             return
         shape = tuple(np.shape(action))

@@ -122,12 +122,11 @@ def rollout_data(env_id: str, short: bool = False, seed: int = 0) -> dict[str, n
     params = short_episode_params(raw) if short else raw.default_params
     if params is None:
         return None
-    data = rollout(jax.random.key(seed), params)
-    return jax.tree.map(np.asarray, data)
+    return as_numpy_tree(rollout(jax.random.key(seed), params))
 
 
 def as_numpy_tree(tree: Any) -> Any:
-    return jax.tree.map(lambda x: np.asarray(x), tree)
+    return jax.tree.map(np.asarray, tree)
 
 
 def assert_trees_close(actual: Any, expected: Any) -> None:

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jaxrl_suite.envs.brax import BRAX_ENV_NAMES, BraxParams
 
 import jaxrl_suite
+from jaxrl_suite.envs.brax import BRAX_ENV_NAMES, BraxParams
 from tests.conformance import jit_fast_compile
 
 

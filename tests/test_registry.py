@@ -5,10 +5,10 @@ from __future__ import annotations
 import gymnax
 import jax
 import pytest
-from jaxrl_suite.envs.brax import BRAX_ENV_NAMES
-from jaxrl_suite.envs.gymnax import GymnaxEnv
 
 import jaxrl_suite
+from jaxrl_suite.envs.brax import BRAX_ENV_NAMES
+from jaxrl_suite.envs.gymnax import GymnaxEnv
 from jaxrl_suite.wrappers import AutoReset, EpisodeStats
 from tests.toy_envs import CounterEnv
 
