@@ -3,8 +3,10 @@
     jaxrl envs [--prefix gymnax/]          list registered env ids
     jaxrl rollout --env ID [--num-envs N] [--steps T] [--seed S]
                                            random-policy rollout; prints throughput and returns
-
-``train``, ``eval``, ``algos`` and ``render`` arrive with the algorithms (DESIGN.md section 7).
+    jaxrl algos                            list algorithms
+    jaxrl train ALGO --env ID [--seeds N] [--total-steps 5e5] [any Config field as a flag]
+                                           train; writes runs/<algo>-<env>-<timestamp>/
+    jaxrl eval RUN_DIR [--episodes N]      evaluate the last checkpoint of a run, every seed
 """
 
 from __future__ import annotations
@@ -71,6 +73,28 @@ def _cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_algos(args: argparse.Namespace) -> int:
+    from jaxrl_suite.algorithms import registered_algorithms
+
+    for name, description in registered_algorithms().items():
+        print(f"{name:12s} {description}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from jaxrl_suite.harness import evaluate_run
+
+    result = evaluate_run(args.run_dir, num_episodes=args.episodes, seed=args.seed)
+    print(f"{args.run_dir}: checkpoint at update {result['update']}, "
+          f"{args.episodes} episodes per seed")
+    for mode in ("deterministic", "stochastic"):
+        entry = result[mode]
+        per_seed = ", ".join(f"{x:.1f}" for x in entry["per_seed"])
+        print(f"  {mode:13s} return {entry['mean_return']:.2f} ± {entry['std_over_seeds']:.2f} "
+              f"(per seed: {per_seed})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxrl", description="jaxrl-suite command line")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -83,10 +107,42 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--steps", type=_positive, default=1000, help="steps per env")
     rollout.add_argument("--seed", type=int, default=0)
     rollout.set_defaults(run=_cmd_rollout)
+    algos = commands.add_parser("algos", help="list algorithms")
+    algos.set_defaults(run=_cmd_algos)
+    train = commands.add_parser(
+        "train", help="train an algorithm: jaxrl train ppo --env gymnax/CartPole-v1 --seeds 4",
+        add_help=False,
+    )
+    train.add_argument("algo", help="an algorithm name (jaxrl algos lists them)")
+    train.set_defaults(run=None)
+    evaluate = commands.add_parser("eval", help="evaluate a run folder's last checkpoint")
+    evaluate.add_argument("run_dir", help="a run folder, e.g. runs/ppo-gymnax_CartPole-v1-...")
+    evaluate.add_argument("--episodes", type=_positive, default=16, help="episodes per seed")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.set_defaults(run=_cmd_eval)
     return parser
 
 
+def _train(argv: list[str]) -> int:
+    from jaxrl_suite.algorithms import load_algorithm
+    from jaxrl_suite.harness import algorithm_main
+
+    if not argv or argv[0].startswith("-"):
+        print("usage: jaxrl train ALGO [--env ID] [--seeds N] [flags]; "
+              "jaxrl algos lists ALGO, jaxrl train ALGO --help the flags", file=sys.stderr)
+        return 2
+    try:
+        algorithm = load_algorithm(argv[0])
+    except ValueError as error:
+        print(f"jaxrl: error: {error}", file=sys.stderr)
+        return 2
+    return algorithm_main(algorithm, argv[1:], prog=f"jaxrl train {argv[0]}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":  # its flags are the algorithm's: parsed by the harness
+        return _train(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

@@ -37,6 +37,8 @@ __all__ = [
     "ClipAction",
     "FlattenObservation",
     "RunningMeanStd",
+    "has_wrapper",
+    "find_state",
 ]
 
 
@@ -264,6 +266,11 @@ class RunningMeanStd:
     def create(cls, shape: tuple[int, ...]) -> RunningMeanStd:
         return cls(jnp.zeros(shape), jnp.ones(shape), jnp.asarray(1e-4, jnp.float32))
 
+    def normalize(self, x: jax.Array, clip: float = 10.0, epsilon: float = 1e-8) -> jax.Array:
+        """``clip((x - mean) / sqrt(var + epsilon), -clip, clip)`` as float32."""
+        scaled = (x - self.mean) / jnp.sqrt(self.var + epsilon)
+        return jnp.clip(scaled, -clip, clip).astype(jnp.float32)
+
     def update(self, x: jax.Array, axis_name: str | None) -> RunningMeanStd:
         """Merge one sample ``x`` (per env), pooled over ``axis_name`` when given."""
         if axis_name is None:
@@ -318,8 +325,7 @@ class NormalizeObservation(Wrapper):
         return spaces.Box(-self.clip, self.clip, shape, jnp.float32)
 
     def _normalize(self, obs: jax.Array, stats: RunningMeanStd) -> jax.Array:
-        scaled = (obs - stats.mean) / jnp.sqrt(stats.var + self.epsilon)
-        return jnp.clip(scaled, -self.clip, self.clip).astype(jnp.float32)
+        return stats.normalize(obs, self.clip, self.epsilon)
 
     def _updated(self, stats: RunningMeanStd, obs: jax.Array) -> RunningMeanStd:
         if not self.update_stats:
@@ -450,3 +456,22 @@ class FlattenObservation(Wrapper):
         if "final_observation" in info:
             info = {**info, "final_observation": self._flatten(info["final_observation"])}
         return self._flatten(obs), state, reward, terminated, truncated, info
+
+
+def has_wrapper(env: Environment, wrapper_type: type) -> bool:
+    """Whether ``wrapper_type`` appears anywhere in ``env``'s wrapper stack."""
+    while True:
+        if isinstance(env, wrapper_type):
+            return True
+        if not isinstance(env, Wrapper):
+            return False
+        env = env._env
+
+
+def find_state(state: Any, state_type: type) -> Any:
+    """The first ``state_type`` in a chain of wrapper states linked by ``.env_state``, or None."""
+    while state is not None:
+        if isinstance(state, state_type):
+            return state
+        state = getattr(state, "env_state", None)
+    return None

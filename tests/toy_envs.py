@@ -94,3 +94,34 @@ class DictObsEnv(Environment):
         # reward = first action component, so tests can see what action arrived
         new_state = DictObsState(time=state.time + 1)
         return self._obs(), new_state, action[0], jnp.asarray(False), jnp.asarray(False), {}
+
+
+@struct.dataclass
+class ConstantRewardParams:
+    max_steps_in_episode: int = 5
+
+
+class ConstantRewardEnv(Environment):
+    """Observation always [1.0]; reward 1 per step whatever the action (Discrete(2)); never
+    terminates, truncated at ``max_steps_in_episode``. With discount gamma the true value of
+    every state is 1 / (1 - gamma): an agent that treats the truncation as a termination learns
+    a much smaller value (the mean discounted sum of the steps left before the limit)."""
+
+    @property
+    def default_params(self) -> ConstantRewardParams:
+        return ConstantRewardParams()
+
+    def observation_space(self, params=None) -> spaces.Box:
+        return spaces.Box(0.0, 1.0, (1,), jnp.float32)
+
+    def action_space(self, params=None) -> spaces.Discrete:
+        return spaces.Discrete(2)
+
+    def reset_env(self, key, params):
+        return jnp.ones(1, jnp.float32), EnvState(time=jnp.zeros((), jnp.int32))
+
+    def step_env(self, key, state, action, params):
+        state = EnvState(time=state.time + 1)
+        truncated = state.time >= params.max_steps_in_episode
+        return (jnp.ones(1, jnp.float32), state, jnp.float32(1.0), jnp.bool_(False), truncated,
+                {})

@@ -1,0 +1,722 @@
+"""Proximal Policy Optimisation (Schulman et al., 2017), the whole run as one jitted program.
+
+Read top to bottom: ``Config`` and presets, the networks, ``make_train`` (rollout, GAE, the
+update step), ``main``. ``make_train(config, env, env_params)`` returns a pure
+``train(key, hparams=None) -> TrainResult``::
+
+    env, env_params = jaxrl_suite.make("gymnax/CartPole-v1")
+    train = make_train(preset_config("gymnax/CartPole-v1"), env, env_params)
+    result = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 8))   # 8 seeds
+    sweep = jax.jit(jax.vmap(train))(keys, train.default_hparams.replace(
+        learning_rate=jnp.array([1e-4, 3e-4])))                                # a 2-point sweep
+
+Discrete action spaces get a categorical policy, ``Box`` spaces a diagonal Gaussian (actions
+clipped to the bounds by the env wrapper; log-probabilities are of the unclipped sample). With
+``recurrent=True`` the policy and value share a GRU whose hidden state is zeroed at every
+episode start, both while acting and when the update replays the rollout.
+
+Truncation is not termination: a step cut off by the time limit bootstraps from
+``V(info["final_observation"])``; a terminated step does not bootstrap. The policy objective and
+the optimiser are arguments of ``make_train`` so that meta-learning can swap in a learned
+objective (LPO's drift) or a learned optimiser without editing this file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import distrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from jaxrl_suite import spaces
+from jaxrl_suite.advantages import generalized_advantages
+from jaxrl_suite.environment import Environment
+from jaxrl_suite.evaluation import Policy
+from jaxrl_suite.networks import MLP, GaussianActor, ResettableGRU, activation_by_name
+from jaxrl_suite.training import Train, TrainResult
+from jaxrl_suite.wrappers import (
+    AutoReset,
+    CachedAutoReset,
+    ClipAction,
+    EpisodeStats,
+    NormalizeObservation,
+    NormalizeObservationState,
+    NormalizeReward,
+    find_state,
+    has_wrapper,
+)
+
+__all__ = [
+    "Config",
+    "Hyperparams",
+    "PPOState",
+    "PRESETS",
+    "clipped_surrogate",
+    "make_train",
+    "preset_config",
+    "main",
+]
+
+NAME = "ppo"
+ENV_AXIS = "envs"  # vmap axis of the parallel envs: observation/reward normalisers pool over it
+
+
+# --- configuration ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """PPO settings. The defaults are PureJaxRL's CartPole configuration.
+
+    Shapes (``num_envs``, ``num_steps``, network sizes) are static: changing them recompiles.
+    The floats marked *traceable* are also fields of ``Hyperparams``, so they can be swept under
+    ``vmap`` without recompiling.
+    """
+
+    total_steps: int = 500_000
+    """Env steps in the whole run, over all parallel envs (rounded down to whole updates)."""
+    num_envs: int = 4
+    """Parallel envs (vmapped)."""
+    num_steps: int = 128
+    """Steps per env in each rollout; one update uses num_envs * num_steps transitions."""
+    update_epochs: int = 4
+    """Passes over each rollout."""
+    num_minibatches: int = 4
+    """Minibatches per epoch (over envs, not time, when recurrent)."""
+    learning_rate: float = 2.5e-4
+    """Adam step size at the start of the run (traceable)."""
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to 0 over the run."""
+    gamma: float = 0.99
+    """Discount (traceable)."""
+    gae_lambda: float = 0.95
+    """GAE lambda (traceable)."""
+    clip_epsilon: float = 0.2
+    """PPO ratio clip, also the value clip when clip_value (traceable)."""
+    clip_value: bool = True
+    """Clip the value update around the rollout's values."""
+    entropy_coef: float = 0.01
+    """Entropy bonus weight (traceable)."""
+    value_coef: float = 0.5
+    """Value loss weight (traceable)."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip (traceable)."""
+    adam_epsilon: float = 1e-5
+    """Adam's epsilon (used by the default optimiser)."""
+    normalize_advantages: bool = True
+    """Standardise advantages per minibatch."""
+    normalize_observations: bool = False
+    """Running mean/std observation normalisation, pooled over the parallel envs."""
+    normalize_rewards: bool = False
+    """Scale rewards by the running std of the discounted return."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the policy and value MLPs (separate networks)."""
+    activation: str = "tanh"
+    """tanh, relu, gelu, silu or elu."""
+    initial_log_std: float = 0.0
+    """Initial log standard deviation of the Gaussian policy (continuous actions)."""
+    recurrent: bool = False
+    """Put a GRU between the observation and the policy/value MLPs."""
+    gru_hidden_size: int = 128
+    """Width of the GRU and of its input layer (recurrent only)."""
+    cached_reset: bool = False
+    """Auto-reset to a per-env cached start state (cheaper for physics envs; less reset noise)."""
+
+
+@struct.dataclass
+class Hyperparams:
+    """The continuous hyperparameters, traceable: pass a batch of them to ``vmap(train)``.
+
+    ``objective_params`` is handed to the policy objective untouched (``None`` for the clipped
+    surrogate); a learned objective keeps its parameters there so meta-learning can vary them.
+    """
+
+    learning_rate: jax.Array
+    gamma: jax.Array
+    gae_lambda: jax.Array
+    clip_epsilon: jax.Array
+    entropy_coef: jax.Array
+    value_coef: jax.Array
+    max_grad_norm: jax.Array
+    objective_params: Any = None
+
+    @classmethod
+    def from_config(cls, config: Config) -> Hyperparams:
+        def scalar(value: float) -> np.ndarray:
+            # NumPy, not a device array: a device array captured as a constant of the jitted
+            # run and also returned in its state has made later executions hang (jaxlib 0.10.2).
+            return np.asarray(value, np.float32)
+
+        return cls(
+            learning_rate=scalar(config.learning_rate),
+            gamma=scalar(config.gamma),
+            gae_lambda=scalar(config.gae_lambda),
+            clip_epsilon=scalar(config.clip_epsilon),
+            entropy_coef=scalar(config.entropy_coef),
+            value_coef=scalar(config.value_coef),
+            max_grad_norm=scalar(config.max_grad_norm),
+        )
+
+
+# Tuned settings per env, applied over the defaults. `preset_config(env_id)` picks the one for an
+# env; the CLI uses it unless --preset none. The CartPole and Pendulum presets are tested to learn
+# within the budgets in tests/test_ppo_learning.py; the Brax ones follow Brax's published PPO
+# settings scaled to these networks.
+_BRAX_LOCOMOTION = dict(
+    total_steps=50_000_000, num_envs=2048, num_steps=10, update_epochs=4, num_minibatches=32,
+    learning_rate=3e-4, anneal_lr=False, gamma=0.99, gae_lambda=0.95, clip_epsilon=0.2,
+    entropy_coef=0.0, value_coef=0.5, max_grad_norm=0.5, normalize_observations=True,
+    normalize_rewards=True, hidden_sizes=(256, 256), activation="tanh", cached_reset=True,
+)
+_MINATAR = dict(
+    total_steps=10_000_000, num_envs=64, num_steps=128, update_epochs=4, num_minibatches=8,
+    learning_rate=5e-4, anneal_lr=True, gamma=0.99, gae_lambda=0.95, clip_epsilon=0.2,
+    entropy_coef=0.01, value_coef=0.5, max_grad_norm=0.5, hidden_sizes=(256, 256),
+    activation="relu",
+)
+PRESETS: dict[str, dict[str, Any]] = {
+    "cartpole": dict(
+        total_steps=100_000, num_envs=16, num_steps=64, update_epochs=8, num_minibatches=4,
+        learning_rate=2.5e-3, anneal_lr=True, gamma=0.99, gae_lambda=0.95, clip_epsilon=0.2,
+        entropy_coef=0.0, value_coef=0.5, max_grad_norm=0.5, activation="tanh",
+    ),
+    "acrobot": dict(
+        total_steps=200_000, num_envs=16, num_steps=64, update_epochs=8, num_minibatches=4,
+        learning_rate=2.5e-3, anneal_lr=True, gamma=0.99, gae_lambda=0.95, clip_epsilon=0.2,
+        entropy_coef=0.0, value_coef=0.5, max_grad_norm=0.5, normalize_observations=True,
+    ),
+    "pendulum": dict(
+        total_steps=150_000, num_envs=16, num_steps=128, update_epochs=10, num_minibatches=8,
+        learning_rate=1e-3, anneal_lr=True, gamma=0.95, gae_lambda=0.95, clip_epsilon=0.2,
+        entropy_coef=0.0, value_coef=0.5, max_grad_norm=0.5, normalize_observations=True,
+        normalize_rewards=True, activation="tanh", initial_log_std=-0.5,
+    ),
+    "minatar": _MINATAR,
+    "brax-locomotion": _BRAX_LOCOMOTION,
+}
+_PRESET_BY_ENV = {
+    "gymnax/CartPole-v1": "cartpole",
+    "gymnax/Acrobot-v1": "acrobot",
+    "gymnax/Pendulum-v1": "pendulum",
+    **{f"gymnax/{name}-MinAtar": "minatar"
+       for name in ("Asterix", "Breakout", "Freeway", "SpaceInvaders")},
+    **{f"{backend}/{name}": "brax-locomotion"
+       for backend in ("brax", "mjx")
+       for name in ("ant", "halfcheetah", "hopper", "humanoid", "walker2d")},
+}
+
+
+def preset_name_for(env_id: str) -> str | None:
+    """The preset used by default for ``env_id`` (None when it has none)."""
+    return _PRESET_BY_ENV.get(env_id)
+
+
+def preset_config(env_id_or_preset: str, **overrides: Any) -> Config:
+    """``Config`` from a preset (by name, or the default one of an env id), then ``overrides``.
+
+    An env without a preset gets the plain defaults; an unknown preset name raises.
+    """
+    if env_id_or_preset in PRESETS:
+        preset = PRESETS[env_id_or_preset]
+    elif "/" in env_id_or_preset:
+        preset = PRESETS.get(preset_name_for(env_id_or_preset) or "", {})
+    else:
+        raise ValueError(
+            f"Unknown PPO preset {env_id_or_preset!r}; presets: {', '.join(PRESETS)} "
+            f"(or pass an env id to get its default preset)."
+        )
+    return Config(**{**preset, **overrides})
+
+
+def validate(config: Config, env: Environment, env_params: Any) -> None:
+    """Raise a ``ValueError`` naming the bad setting; runs in Python before anything compiles."""
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a ppo.Config; got {type(config).__name__}.")
+    for name in ("total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches",
+                 "gru_hidden_size"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    batch = config.num_envs * config.num_steps
+    if config.recurrent and config.num_envs % config.num_minibatches:
+        raise ValueError(
+            f"With recurrent=True minibatches split the envs, so num_envs ({config.num_envs}) must "
+            f"be divisible by num_minibatches ({config.num_minibatches})."
+        )
+    if batch % config.num_minibatches:
+        raise ValueError(
+            f"The rollout batch num_envs * num_steps = {config.num_envs} * {config.num_steps} = "
+            f"{batch} is not divisible by num_minibatches ({config.num_minibatches})."
+        )
+    if config.total_steps < batch:
+        raise ValueError(
+            f"total_steps ({config.total_steps}) is less than one update's batch "
+            f"(num_envs * num_steps = {batch}); nothing would be trained."
+        )
+    for name in ("gamma", "gae_lambda"):
+        value = getattr(config, name)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1]; got {value!r}.")
+    for name in ("learning_rate", "clip_epsilon", "max_grad_norm", "adam_epsilon"):
+        if not getattr(config, name) > 0:
+            raise ValueError(f"{name} must be positive; got {getattr(config, name)!r}.")
+    for name in ("entropy_coef", "value_coef"):
+        if not getattr(config, name) >= 0:
+            raise ValueError(f"{name} must be non-negative; got {getattr(config, name)!r}.")
+    if any(not isinstance(w, int) or w <= 0 for w in config.hidden_sizes):
+        raise ValueError(f"hidden_sizes must be positive integers; got {config.hidden_sizes!r}.")
+    activation_by_name(config.activation)
+    action_space = env.action_space(env_params)
+    if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
+        raise ValueError(
+            f"PPO handles Discrete and Box action spaces; {env.name} has {action_space}."
+        )
+    if not isinstance(env.observation_space(env_params), spaces.Box):
+        raise ValueError(
+            f"PPO needs a Box (array) observation; {env.name} has "
+            f"{env.observation_space(env_params)}. Wrap it in FlattenObservation first."
+        )
+
+
+# --- networks -----------------------------------------------------------------------------------
+def clipped_surrogate(ratio: jax.Array, advantages: jax.Array, hparams: Hyperparams) -> jax.Array:
+    """PPO's clipped surrogate as a loss per sample: ``-min(r A, clip(r, 1 +- eps) A)``.
+
+    The default ``policy_objective``; a replacement takes the same arguments (``ratio`` and
+    ``advantages`` of shape ``(batch,)``, ``hparams`` with ``objective_params``) and returns
+    ``(batch,)`` losses to be averaged.
+    """
+    clipped = jnp.clip(ratio, 1.0 - hparams.clip_epsilon, 1.0 + hparams.clip_epsilon)
+    return -jnp.minimum(ratio * advantages, clipped * advantages)
+
+
+@dataclasses.dataclass(frozen=True)
+class Networks:
+    """The policy and value functions as pure functions of ``params``.
+
+    Feed-forward: ``params = {"actor", "critic"}``, separate MLPs on the observation.
+    Recurrent: ``params = {"torso", "actor", "critic"}``; the GRU torso's features feed both.
+    """
+
+    config: Config
+    discrete: bool
+    action_dim: int
+    action_low: Any = None
+    action_high: Any = None
+
+    @property
+    def actor(self):
+        if self.discrete:
+            return MLP(self.config.hidden_sizes, self.action_dim, self.config.activation, 0.01)
+        return GaussianActor(self.config.hidden_sizes, self.action_dim, self.config.activation,
+                             self.config.initial_log_std)
+
+    @property
+    def critic(self) -> MLP:
+        return MLP(self.config.hidden_sizes, 1, self.config.activation, 1.0)
+
+    @property
+    def torso(self) -> ResettableGRU:
+        return ResettableGRU(self.config.gru_hidden_size, self.config.activation)
+
+    def init(self, key: jax.Array, observation: jax.Array) -> dict[str, Any]:
+        actor_key, critic_key, torso_key = jax.random.split(key, 3)
+        features = observation
+        params = {}
+        if self.config.recurrent:
+            hidden = self.torso.initial_hidden()
+            params["torso"] = self.torso.init(torso_key, hidden, (observation, jnp.bool_(True)))
+            features = hidden
+        params["actor"] = self.actor.init(actor_key, features)
+        params["critic"] = self.critic.init(critic_key, features)
+        return params
+
+    def distribution(self, params: dict[str, Any], features: jax.Array) -> distrax.Distribution:
+        if self.discrete:
+            return distrax.Categorical(logits=self.actor.apply(params["actor"], features))
+        mean, log_std = self.actor.apply(params["actor"], features)
+        return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
+
+    def value(self, params: dict[str, Any], features: jax.Array) -> jax.Array:
+        return self.critic.apply(params["critic"], features)[..., 0]
+
+    def recur(self, params, hidden, observation, episode_start):
+        """One GRU step: ``(hidden, features)``; hidden is zeroed where ``episode_start``."""
+        return self.torso.apply(params["torso"], hidden, (observation, episode_start))
+
+    def greedy_action(self, distribution: distrax.Distribution) -> jax.Array:
+        return distribution.mode() if self.discrete else distribution.mean()
+
+    def clip_to_bounds(self, action: jax.Array) -> jax.Array:
+        if self.discrete:
+            return action
+        return jnp.clip(action, self.action_low, self.action_high)
+
+
+# --- training state -----------------------------------------------------------------------------
+@struct.dataclass
+class Transition:
+    """One rollout step for all envs; stacked by the scan to ``(num_steps, num_envs, ...)``."""
+
+    observation: jax.Array
+    episode_start: jax.Array  # True where observation is an episode's first (GRU reset)
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array  # recurrent only; the feed-forward update computes values in one batch
+    next_value: jax.Array  # V(final_observation); recurrent only, as above
+    final_observation: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    episode_return: jax.Array
+    episode_length: jax.Array
+    returned_episode: jax.Array
+
+
+@struct.dataclass
+class PPOState:
+    """Everything a run needs to continue: what a checkpoint saves."""
+
+    params: dict[str, Any]
+    opt_state: Any
+    env_state: Any  # batched over envs; holds the normaliser statistics when enabled
+    observation: jax.Array  # (num_envs, *obs_shape), the next observation to act on
+    episode_start: jax.Array  # (num_envs,) bool
+    hidden: jax.Array | None  # (num_envs, gru_hidden_size); None when feed-forward
+    key: jax.Array
+    update_step: jax.Array  # int32, updates done so far
+    hparams: Hyperparams
+
+
+def training_env(config: Config, env: Environment) -> Environment:
+    """The env stack PPO trains on: auto-reset and episode stats if missing, action clipping for
+    Box actions, then the optional normalisers (outside ``EpisodeStats``, so reported returns
+    stay in the env's units)."""
+    if not (has_wrapper(env, AutoReset) or has_wrapper(env, CachedAutoReset)):
+        env = (CachedAutoReset if config.cached_reset else AutoReset)(env)
+    if not has_wrapper(env, EpisodeStats):
+        env = EpisodeStats(env)
+    if isinstance(env.action_space(env.default_params), spaces.Box):
+        env = ClipAction(env)
+    if config.normalize_observations:
+        env = NormalizeObservation(env, axis_name=ENV_AXIS)
+    if config.normalize_rewards:
+        env = NormalizeReward(env, gamma=config.gamma, axis_name=ENV_AXIS)
+    return env
+
+
+# --- make_train ---------------------------------------------------------------------------------
+def make_train(
+    config: Config,
+    env: Environment,
+    env_params: Any,
+    *,
+    policy_objective: Callable[[jax.Array, jax.Array, Hyperparams], jax.Array] = (
+        clipped_surrogate
+    ),
+    optimizer: optax.GradientTransformation | None = None,
+) -> Train:
+    """Build PPO's pure training run for ``env``.
+
+    Args:
+      config: static settings (see ``Config``); checked here, before anything is traced.
+      env: the environment; ``make(id)``'s auto-resetting stack or a raw env (wrapped here).
+      env_params: its params (may differ per run without recompiling).
+      policy_objective: loss per sample from ``(ratio, advantages, hparams)``; default
+        ``clipped_surrogate``.
+      optimizer: an optax transformation turning clipped gradients into a descent direction;
+        the update applies ``-learning_rate * direction``. Default ``scale_by_adam`` (Adam).
+
+    Returns:
+      ``Train``: ``train(key, hparams=None) -> TrainResult`` with ``train.init``/``train.update``.
+    """
+    validate(config, env, env_params)
+    env = training_env(config, env)
+    action_space = env.action_space(env_params)
+    discrete = isinstance(action_space, spaces.Discrete)
+    networks = Networks(
+        config,
+        discrete,
+        action_space.n if discrete else math.prod(action_space.shape),
+        None if discrete else jnp.asarray(action_space.low, jnp.float32),
+        None if discrete else jnp.asarray(action_space.high, jnp.float32),
+    )
+    if optimizer is None:
+        optimizer = optax.scale_by_adam(eps=config.adam_epsilon)
+    num_updates = config.total_steps // (config.num_envs * config.num_steps)
+    batch_size = config.num_envs * config.num_steps
+    minibatch_size = batch_size // config.num_minibatches
+    hidden_width = config.gru_hidden_size if config.recurrent else 0
+
+    vmapped_reset = jax.vmap(env.reset, in_axes=(0, None), axis_name=ENV_AXIS)
+    vmapped_step = jax.vmap(env.step, in_axes=(0, 0, 0, None), axis_name=ENV_AXIS)
+
+    def init(key: jax.Array, hparams: Hyperparams) -> PPOState:
+        network_key, reset_key, key = jax.random.split(key, 3)
+        observation, env_state = vmapped_reset(
+            jax.random.split(reset_key, config.num_envs), env_params
+        )
+        params = networks.init(network_key, observation[0].astype(jnp.float32))
+        return PPOState(
+            params=params,
+            opt_state=optimizer.init(params),
+            env_state=env_state,
+            observation=observation.astype(jnp.float32),
+            episode_start=jnp.ones(config.num_envs, bool),
+            hidden=(jnp.zeros((config.num_envs, hidden_width), jnp.float32)
+                    if config.recurrent else None),
+            key=key,
+            update_step=jnp.int32(0),
+            hparams=hparams,
+        )
+
+    # --- rollout: num_steps steps of all envs under the current policy
+    def rollout_step(params, carry, step_key):
+        env_state, observation, episode_start, hidden = carry
+        action_key, env_key = jax.random.split(step_key)
+        if config.recurrent:
+            hidden, features = networks.recur(params, hidden, observation, episode_start)
+        else:
+            features = observation
+        distribution = networks.distribution(params, features)
+        action, log_prob = distribution.sample_and_log_prob(seed=action_key)
+        next_observation, env_state, reward, terminated, truncated, info = vmapped_step(
+            jax.random.split(env_key, config.num_envs), env_state, action, env_params
+        )
+        final_observation = info["final_observation"].astype(jnp.float32)
+        if config.recurrent:
+            # V of the observation after this step, through the GRU state it would be read with.
+            _, final_features = networks.recur(
+                params, hidden, final_observation, jnp.zeros_like(episode_start)
+            )
+            value, next_value = networks.value(params, features), networks.value(
+                params, final_features
+            )
+        else:
+            value = next_value = jnp.zeros(config.num_envs)
+        done = jnp.logical_or(terminated, truncated)
+        transition = Transition(
+            observation, episode_start, action, log_prob, value, next_value, final_observation,
+            reward.astype(jnp.float32), terminated, truncated, info["episode_return"],
+            info["episode_length"], info["returned_episode"],
+        )
+        carry = (env_state, next_observation.astype(jnp.float32), done, hidden)
+        return carry, transition
+
+    # --- losses
+    def loss_fn(params, hparams: Hyperparams, batch: dict[str, jax.Array]):
+        """Loss on a minibatch: flat ``(minibatch_size, ...)`` arrays, or for the recurrent
+        policy ``(num_steps, envs_per_minibatch, ...)`` plus the rollout's initial hidden."""
+        if config.recurrent:
+            def replay(hidden, inputs):
+                return networks.recur(params, hidden, *inputs)
+
+            _, features = jax.lax.scan(
+                replay, batch["initial_hidden"], (batch["observation"], batch["episode_start"])
+            )
+        else:
+            features = batch["observation"]
+        distribution = networks.distribution(params, features)
+        value = networks.value(params, features)
+        log_ratio = distribution.log_prob(batch["action"]) - batch["log_prob"]
+        ratio = jnp.exp(log_ratio)
+        advantages = batch["advantage"]
+        if config.normalize_advantages:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        policy_loss = policy_objective(ratio.ravel(), advantages.ravel(), hparams).mean()
+        value_error = jnp.square(value - batch["target"])
+        if config.clip_value:
+            clipped_value = batch["value"] + jnp.clip(
+                value - batch["value"], -hparams.clip_epsilon, hparams.clip_epsilon
+            )
+            value_error = jnp.maximum(value_error, jnp.square(clipped_value - batch["target"]))
+        value_loss = 0.5 * value_error.mean()
+        entropy = distribution.entropy().mean()
+        total = policy_loss + hparams.value_coef * value_loss - hparams.entropy_coef * entropy
+        diagnostics = {
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "entropy": entropy,
+            "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
+            "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > hparams.clip_epsilon),
+        }
+        return total, diagnostics
+
+    def minibatch_step(carry, batch):
+        params, opt_state, hparams, learning_rate = carry
+        (total, diagnostics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, hparams, batch
+        )
+        grad_norm = optax.global_norm(grads)
+        scale = jnp.minimum(1.0, hparams.max_grad_norm / (grad_norm + 1e-12))
+        grads = jax.tree.map(lambda g: g * scale, grads)
+        direction, opt_state = optimizer.update(grads, opt_state, params)
+        params = jax.tree.map(lambda p, d: p - learning_rate * d, params, direction)
+        return (params, opt_state, hparams, learning_rate), {
+            "total_loss": total, "grad_norm": grad_norm, **diagnostics
+        }
+
+    def split_minibatches(key, data: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """Shuffle and cut into ``(num_minibatches, ...)``: over all transitions when
+        feed-forward, over envs (keeping time order) when recurrent."""
+        if config.recurrent:
+            order = jax.random.permutation(key, config.num_envs)
+            per = config.num_envs // config.num_minibatches
+
+            def cut(x, env_axis):
+                x = jnp.take(x, order, axis=env_axis)
+                x = x.reshape(*x.shape[:env_axis], config.num_minibatches, per,
+                              *x.shape[env_axis + 1:])
+                return jnp.moveaxis(x, env_axis, 0)
+
+            return {k: cut(v, 0 if k == "initial_hidden" else 1) for k, v in data.items()}
+        order = jax.random.permutation(key, batch_size)
+        return jax.tree.map(
+            lambda x: x.reshape(batch_size, *x.shape[2:])[order].reshape(
+                config.num_minibatches, minibatch_size, *x.shape[2:]
+            ),
+            data,
+        )
+
+    # --- one update: rollout, advantages, epochs of minibatch steps
+    def update(state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
+        hparams = state.hparams
+        key, rollout_key, shuffle_key = jax.random.split(state.key, 3)
+        carry = (state.env_state, state.observation, state.episode_start, state.hidden)
+        carry, trajectory = jax.lax.scan(
+            lambda c, k: rollout_step(state.params, c, k),
+            carry,
+            jax.random.split(rollout_key, config.num_steps),
+        )
+        env_state, observation, episode_start, hidden = carry
+
+        if config.recurrent:
+            values, next_values = trajectory.value, trajectory.next_value
+        else:
+            # One batched critic pass instead of one per step. Every step's next value is
+            # V(final_observation): it is the next observation unless the episode ended.
+            values = networks.value(state.params, trajectory.observation)
+            next_values = networks.value(state.params, trajectory.final_observation)
+        advantages, targets = generalized_advantages(
+            trajectory.reward, values, next_values, trajectory.terminated, trajectory.truncated,
+            hparams.gamma, hparams.gae_lambda,
+        )
+
+        data = {
+            "observation": trajectory.observation,
+            "episode_start": trajectory.episode_start,
+            "action": trajectory.action,
+            "log_prob": trajectory.log_prob,
+            "value": values,
+            "advantage": advantages,
+            "target": targets,
+        }
+        if config.recurrent:
+            data["initial_hidden"] = state.hidden
+
+        fraction_left = 1.0 - state.update_step / num_updates
+        learning_rate = hparams.learning_rate * (fraction_left if config.anneal_lr else 1.0)
+
+        def epoch(carry, epoch_key):
+            carry, losses = jax.lax.scan(
+                minibatch_step, carry, split_minibatches(epoch_key, data)
+            )
+            return carry, losses
+
+        (params, opt_state, _, _), losses = jax.lax.scan(
+            epoch,
+            (state.params, state.opt_state, hparams, learning_rate),
+            jax.random.split(shuffle_key, config.update_epochs),
+        )
+
+        finished = trajectory.returned_episode
+        num_finished = finished.sum()
+
+        def mean_over_finished(x):
+            total = jnp.where(finished, x, 0).sum()
+            return jnp.where(num_finished > 0, total / jnp.maximum(num_finished, 1), jnp.nan)
+
+        residual_variance = jnp.var(targets - values)
+        metrics = {
+            "env_steps": (state.update_step + 1) * batch_size,
+            "episode_return": mean_over_finished(trajectory.episode_return),
+            "episode_length": mean_over_finished(trajectory.episode_length),
+            "episodes_finished": num_finished,
+            **jax.tree.map(jnp.mean, losses),
+            "explained_variance": 1.0 - residual_variance / (jnp.var(targets) + 1e-8),
+            "learning_rate": learning_rate,
+        }
+        new_state = PPOState(
+            params=params,
+            opt_state=opt_state,
+            env_state=env_state,
+            observation=observation,
+            episode_start=episode_start,
+            hidden=hidden,
+            key=key,
+            update_step=state.update_step + 1,
+            hparams=hparams,
+        )
+        return new_state, metrics
+
+    # --- the trained policy, for evaluation
+    def act(policy_params, key, observation, hidden, episode_start, deterministic):
+        params, obs_stats = policy_params["network"], policy_params["observation_stats"]
+        observation = jnp.asarray(observation, jnp.float32)
+        if obs_stats is not None:
+            observation = obs_stats.normalize(observation)
+        if config.recurrent:
+            hidden, features = networks.recur(params, hidden, observation, episode_start)
+        else:
+            features = observation
+        distribution = networks.distribution(params, features)
+        action = (networks.greedy_action(distribution) if deterministic
+                  else distribution.sample(seed=key))
+        return networks.clip_to_bounds(action), hidden
+
+    def make_policy(state: PPOState) -> Policy:
+        """The policy of a (single-seed) training state; observation statistics included."""
+        stats_state = find_state(state.env_state, NormalizeObservationState)
+        obs_stats = (None if stats_state is None
+                     else jax.tree.map(lambda x: x[0], stats_state.obs_stats))  # pooled: equal
+        carry = jnp.zeros(hidden_width, jnp.float32) if config.recurrent else None
+        return Policy(act, {"network": state.params, "observation_stats": obs_stats}, carry)
+
+    return Train(
+        init=init,
+        update=update,
+        num_updates=num_updates,
+        env_steps_per_update=batch_size,
+        default_hparams=Hyperparams.from_config(config),
+        make_policy=make_policy,
+        config=config,
+    )
+
+
+def final_return(result: TrainResult, last_fraction: float = 0.1) -> jax.Array:
+    """Mean return of episodes finished in the last ``last_fraction`` of updates, per seed.
+
+    ``result.metrics["episode_return"]`` is ``(..., num_updates)`` (seed axes first under
+    ``vmap``); updates with no finished episode (NaN) are skipped.
+    """
+    returns = result.metrics["episode_return"]
+    count = max(1, int(returns.shape[-1] * last_fraction))
+    return jnp.nanmean(returns[..., -count:], axis=-1)
+
+
+# --- command line -------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python algos/ppo.py --env gymnax/CartPole-v1 --seeds 4``: same as ``jaxrl train ppo``."""
+    from jaxrl_suite.harness import algorithm_main
+
+    return algorithm_main(sys.modules[__name__], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

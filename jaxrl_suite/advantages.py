@@ -1,0 +1,69 @@
+"""Generalised advantage estimation with terminations and truncations kept apart.
+
+Arrays are time-major: ``(T, ...)`` with any batch axes after time. The caller supplies, for each
+step ``t``, ``next_values[t]``: the value of the observation that *follows* step ``t`` in the same
+episode. On a step that ended by truncation that observation is ``info["final_observation"]`` (the
+state the time limit cut off), not the reset observation the env returned; on a terminated step it
+is ignored (no bootstrap).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["generalized_advantages", "next_values_from_rollout"]
+
+
+def next_values_from_rollout(
+    values: jax.Array, last_value: jax.Array, final_values: jax.Array, done: jax.Array
+) -> jax.Array:
+    """``next_values`` for GAE from per-step values.
+
+    Args:
+      values: ``(T, ...)`` V(s_t) of the observations the agent acted on.
+      last_value: ``(...)`` V of the observation after the last step (the next rollout's first).
+      final_values: ``(T, ...)`` V(info["final_observation"][t]); only read where ``done``.
+      done: ``(T, ...)`` bool, terminated or truncated at step t.
+    """
+    following = jnp.concatenate([values[1:], last_value[None]], axis=0)
+    return jnp.where(done, final_values, following)
+
+
+def generalized_advantages(
+    rewards: jax.Array,
+    values: jax.Array,
+    next_values: jax.Array,
+    terminated: jax.Array,
+    truncated: jax.Array,
+    gamma: jax.Array | float,
+    gae_lambda: jax.Array | float,
+) -> tuple[jax.Array, jax.Array]:
+    """GAE(gamma, lambda), computed in reverse with ``lax.scan``.
+
+    ``delta_t = r_t + gamma * (1 - terminated_t) * next_values_t - values_t`` and
+    ``A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1}`` where ``done = terminated |
+    truncated``: a truncated step bootstraps from ``next_values`` but the advantage recursion
+    still stops at the episode boundary.
+
+    Args:
+      rewards, values, next_values: ``(T, ...)`` float.
+      terminated, truncated: ``(T, ...)`` bool.
+      gamma, gae_lambda: scalars (may be traced, for ``vmap`` sweeps).
+
+    Returns:
+      ``(advantages, value_targets)``, both ``(T, ...)``; ``value_targets = advantages + values``.
+    """
+    continues = 1.0 - terminated.astype(rewards.dtype)
+    episode_continues = 1.0 - jnp.logical_or(terminated, truncated).astype(rewards.dtype)
+    deltas = rewards + gamma * continues * next_values - values
+
+    def backward(advantage_after, step):
+        delta, episode_continue = step
+        advantage = delta + gamma * gae_lambda * episode_continue * advantage_after
+        return advantage, advantage
+
+    _, advantages = jax.lax.scan(
+        backward, jnp.zeros_like(deltas[0]), (deltas, episode_continues), reverse=True
+    )
+    return advantages, advantages + values

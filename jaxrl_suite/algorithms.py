@@ -1,0 +1,34 @@
+"""The algorithm registry: names for ``jaxrl train NAME`` and ``jaxrl algos``.
+
+Each entry is a module in ``jaxrl_suite.algos`` exposing ``NAME``, ``Config``, ``make_train``,
+``preset_config`` and ``main`` (DESIGN.md section 6); modules are imported only when used.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import types
+
+__all__ = ["ALGORITHMS", "load_algorithm", "registered_algorithms"]
+
+ALGORITHMS: dict[str, tuple[str, str]] = {
+    "ppo": ("jaxrl_suite.algos.ppo", "Proximal Policy Optimisation; discrete or continuous "
+            "actions, optional GRU policy"),
+}
+
+
+def registered_algorithms() -> dict[str, str]:
+    """``{name: one-line description}``, sorted by name."""
+    return {name: ALGORITHMS[name][1] for name in sorted(ALGORITHMS)}
+
+
+def load_algorithm(name: str) -> types.ModuleType:
+    """The module of algorithm ``name``; an unknown name raises a ``ValueError`` listing them."""
+    if name not in ALGORITHMS:
+        close = difflib.get_close_matches(str(name).lower(), list(ALGORITHMS), n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"Unknown algorithm {name!r}.{hint} Available: {', '.join(sorted(ALGORITHMS))}."
+        )
+    return importlib.import_module(ALGORITHMS[name][0])

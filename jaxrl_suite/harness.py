@@ -1,0 +1,555 @@
+"""The training harness: seeds as ``vmap``, live progress, the run folder, checkpoints, resume.
+
+It drives any algorithm whose ``make_train`` returns a ``jaxrl_suite.training.Train``::
+
+    result, run_dir = run_training(ppo, ppo.Config(), RunOptions(env="gymnax/CartPole-v1", seeds=4))
+
+What it does, in order:
+
+- builds the env and ``train`` (bad config or env id fails here, before anything compiles);
+- creates ``runs/<algo>-<env>-<timestamp>/`` with ``config.json``; on ``resume`` checks that the
+  folder's config matches and restores the latest checkpoint;
+- runs ``vmap(update)`` over seeds inside one jitted ``lax.scan`` per chunk (the whole run is
+  one chunk unless ``checkpoint_every`` is set), reporting every ``progress_every`` updates through
+  ``jax.debug.callback`` to the sinks (progress bar, console, ``progress.csv``, TensorBoard,
+  W&B);
+- after each chunk appends every update's metrics for every seed to ``metrics.csv`` and saves the
+  state (``checkpoints/``); at the end it saves the final state, plots ``learning_curve.png``
+  and evaluates the final policies (``eval.json``).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import json
+import math
+import re
+import sys
+import time
+import types
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrl_suite import sinks as sinks_lib
+from jaxrl_suite.checkpoints import Checkpointer, config_fingerprint
+from jaxrl_suite.evaluation import evaluate
+from jaxrl_suite.registry import make
+from jaxrl_suite.training import Train, TrainResult
+
+__all__ = [
+    "RunOptions",
+    "run_training",
+    "evaluate_run",
+    "load_run",
+    "plot_learning_curve",
+    "algorithm_main",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How to run (not what to learn): the env, seeds, outputs, progress and checkpoints."""
+
+    env: str = "gymnax/CartPole-v1"
+    """A registered env id (`jaxrl envs` lists them)."""
+    seeds: int = 1
+    """Independent seeds, trained at once under vmap."""
+    seed: int = 0
+    """Base seed; seed i of the run uses split(key(seed), seeds)[i]."""
+    preset: str = "auto"
+    """'auto' (the env's tuned preset when it has one), 'none' (plain defaults) or a preset name."""
+    runs_root: str = "runs"
+    """Where new run folders are created."""
+    run_dir: str | None = None
+    """Exact run folder (default runs_root/<algo>-<env>-<timestamp>)."""
+    progress_every: int = 0
+    """Report every N updates (0: about 50 reports per run)."""
+    no_progress: bool = False
+    """No live progress at all (no callbacks compiled into the run)."""
+    console: bool = False
+    """Print a metrics line at each report (in addition to the progress bar)."""
+    tensorboard: bool = True
+    """Write TensorBoard event files to RUN_DIR/tensorboard."""
+    wandb: bool = False
+    """Log to Weights & Biases (needs the wandb package)."""
+    wandb_project: str = "jaxrl-suite"
+    """W&B project name."""
+    checkpoint_every: int = 0
+    """Save the training state every K updates (0: only at the end); the run is jitted in chunks
+    of K updates."""
+    resume: str | None = None
+    """Continue the run in this folder from its last checkpoint."""
+    eval_episodes: int = 16
+    """Episodes per seed for the final evaluation (0: skip)."""
+
+
+def _validate_options(options: RunOptions) -> None:
+    for name in ("seeds",):
+        value = getattr(options, name)
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    for name in ("progress_every", "checkpoint_every", "eval_episodes"):
+        value = getattr(options, name)
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
+
+
+def _run_record(algo: str, config: Any, options: RunOptions) -> dict[str, Any]:
+    """What defines a run's trajectory; a checkpoint is only resumed under the same record."""
+    return {
+        "algo": algo,
+        "env": options.env,
+        "seeds": options.seeds,
+        "seed": options.seed,
+        "checkpoint_every": options.checkpoint_every,
+        "config": json.loads(json.dumps(dataclasses.asdict(config), default=list)),
+    }
+
+
+def _new_run_dir(algo: str, options: RunOptions) -> Path:
+    if options.run_dir is not None:
+        return Path(options.run_dir)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    env_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", options.env)
+    base = Path(options.runs_root) / f"{algo}-{env_name}-{stamp}"
+    path, counter = base, 1
+    while path.exists():
+        counter += 1
+        path = base.with_name(f"{base.name}-{counter}")
+    return path
+
+
+def _differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    out = []
+    for key in sorted(set(saved) | set(wanted)):
+        if key == "config":
+            continue
+        if saved.get(key) != wanted.get(key):
+            out.append(f"{key}: {saved.get(key)!r} in the run, {wanted.get(key)!r} now")
+    saved_config, wanted_config = saved.get("config", {}), wanted.get("config", {})
+    for key in sorted(set(saved_config) | set(wanted_config)):
+        if saved_config.get(key) != wanted_config.get(key):
+            out.append(f"{key}: {saved_config.get(key)!r} in the run, "
+                       f"{wanted_config.get(key)!r} now")
+    return out
+
+
+def _summarise(metrics: dict[str, np.ndarray]) -> sinks_lib.Summary:
+    summary = {}
+    for name, values in metrics.items():
+        values = np.asarray(values, np.float64).reshape(-1)
+        finite = values[~np.isnan(values)]
+        summary[name] = (
+            (float(finite.mean()), float(finite.std())) if finite.size else (math.nan, math.nan)
+        )
+    return summary
+
+
+def _metrics_rows(metrics: dict[str, np.ndarray], first_update: int) -> list[dict[str, Any]]:
+    """Rows ``update, seed, <metrics>`` from arrays ``(num_updates, num_seeds)``."""
+    names = sorted(metrics)
+    num_updates, num_seeds = np.shape(metrics[names[0]])[:2]
+    rows = []
+    for i in range(num_updates):
+        for seed in range(num_seeds):
+            row = {"update": first_update + i + 1, "seed": seed}
+            row.update({name: np.asarray(metrics[name][i, seed]).item() for name in names})
+            rows.append(row)
+    return rows
+
+
+def _append_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    new_file = not path.exists() or path.stat().st_size == 0
+    with path.open("a", newline="") as file:
+        writer = csv.DictWriter(file, list(rows[0]))
+        if new_file:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def _truncate_csv(path: Path, last_update: int) -> None:
+    """Drop rows past ``last_update`` (written after the checkpoint a resume starts from)."""
+    if not path.exists():
+        return
+    with path.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    kept = [row for row in rows if int(row["update"]) <= last_update]
+    if len(kept) != len(rows):
+        path.unlink()
+        _append_csv(path, kept)
+
+
+class _Reporter:
+    """Host side of the in-jit progress callback: summarises and fans out to the sinks."""
+
+    def __init__(self, sinks: list[sinks_lib.MetricSink], env_steps_per_update: int):
+        self.sinks, self.env_steps_per_update = sinks, env_steps_per_update
+
+    def __call__(self, update: Any, metrics: dict[str, Any]) -> None:
+        update = int(update)
+        summary = _summarise({k: np.asarray(v) for k, v in metrics.items()})
+        for sink in self.sinks:
+            sink.write(update, update * self.env_steps_per_update, summary)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
+def make_chunk_runner(train: Train, progress_every: int, reporter: Any = None):
+    """A jitted ``(states, first_update, num_updates) -> (states, metrics)`` over seed-batched
+    states. With a ``reporter``, every ``progress_every``-th update (and the last one of the run)
+    calls it from inside the compiled loop with the metrics of that update for all seeds."""
+    batched_update = jax.vmap(train.update)
+
+    def step(states, update_index):
+        states, metrics = batched_update(states)
+        if reporter is not None:
+            done = update_index + 1
+            due = (done % progress_every == 0) | (done == train.num_updates)
+            jax.lax.cond(
+                due,
+                lambda: jax.debug.callback(reporter, done, metrics),
+                lambda: None,
+            )
+        return states, metrics
+
+    def run_chunk(states, first_update, num_updates):
+        indices = first_update + jnp.arange(num_updates)
+        return jax.lax.scan(step, states, indices)
+
+    return jax.jit(run_chunk, static_argnums=2)
+
+
+def run_training(
+    algorithm: types.ModuleType,
+    config: Any,
+    options: RunOptions,
+    *,
+    hparams: Any = None,
+    extra_sinks: Sequence[sinks_lib.MetricSink] = (),
+    progress_bar: bool | None = None,
+) -> tuple[TrainResult, Path]:
+    """Train ``algorithm`` (a module with ``NAME`` and ``make_train``) as ``options`` say.
+
+    ``hparams``: optional traceable hyperparameters with a leading axis of ``options.seeds``
+    (a sweep); default the config's, the same for every seed. ``progress_bar`` defaults to
+    whether stdout is a terminal. Returns the final ``TrainResult`` (metrics of the updates run
+    by this call, ``(num_updates, seeds)``) and the run folder.
+    """
+    _validate_options(options)
+    env, env_params = make(options.env)
+    train = algorithm.make_train(config, env, env_params)
+    record = _run_record(algorithm.NAME, config, options)
+    fingerprint = config_fingerprint(record)
+
+    if options.resume is not None:
+        run_dir = Path(options.resume)
+        config_path = run_dir / "config.json"
+        if not config_path.exists():
+            raise ValueError(f"--resume {run_dir}: no config.json there; is it a run folder?")
+        saved = json.loads(config_path.read_text())
+        differences = _differences(saved.get("run", {}), record)
+        if differences:
+            raise ValueError(
+                f"Cannot resume {run_dir} with a different configuration: "
+                + "; ".join(differences) + ". Resume with the same settings."
+            )
+    else:
+        run_dir = _new_run_dir(algorithm.NAME, options)
+        run_dir.mkdir(parents=True, exist_ok=False)
+        (run_dir / "config.json").write_text(json.dumps(
+            {"run": record, "fingerprint": fingerprint, "options": dataclasses.asdict(options)},
+            indent=2, default=list,
+        ))
+
+    keys = jax.random.split(jax.random.key(options.seed), options.seeds)
+    if hparams is None:
+        hparams = jax.tree.map(
+            lambda x: jnp.broadcast_to(jnp.asarray(x), (options.seeds, *np.shape(x))),
+            train.default_hparams,
+        )
+    states = jax.jit(jax.vmap(train.init))(keys, hparams)
+
+    checkpointer = Checkpointer(run_dir / "checkpoints")
+    first_update = 0
+    if options.resume is not None and checkpointer.latest_update() is not None:
+        states, first_update = checkpointer.restore(states, fingerprint)
+        _truncate_csv(run_dir / "metrics.csv", first_update)
+
+    sinks: list[sinks_lib.MetricSink] = []
+    reporter = None
+    if not options.no_progress:
+        if progress_bar if progress_bar is not None else sys.stdout.isatty():
+            sinks.append(sinks_lib.ProgressBar(train.num_updates, first_update,
+                                               f"{algorithm.NAME} {options.env}"))
+        if options.console:
+            sinks.append(sinks_lib.ConsoleSink(train.num_updates))
+        sinks.append(sinks_lib.CSVSink(run_dir / "progress.csv"))
+        if options.tensorboard:
+            sinks.append(sinks_lib.TensorBoardSink(run_dir / "tensorboard"))
+        if options.wandb:
+            sinks.append(sinks_lib.WandbSink(options.wandb_project, run_dir.name, record, run_dir))
+        sinks.extend(extra_sinks)
+        reporter = _Reporter(sinks, train.env_steps_per_update)
+    progress_every = options.progress_every or max(1, train.num_updates // 50)
+    run_chunk = make_chunk_runner(train, progress_every, reporter)
+
+    chunk = options.checkpoint_every or train.num_updates
+    all_metrics: list[dict[str, np.ndarray]] = []
+    try:
+        update = first_update
+        while update < train.num_updates:
+            size = min(chunk, train.num_updates - update)
+            states, metrics = run_chunk(states, jnp.int32(update), size)
+            metrics = jax.tree.map(np.asarray, jax.block_until_ready(metrics))
+            all_metrics.append(metrics)
+            _append_csv(run_dir / "metrics.csv", _metrics_rows(metrics, update))
+            update += size
+            checkpointer.save(update, states, fingerprint)
+        if first_update == train.num_updates == 0:
+            checkpointer.save(0, states, fingerprint)
+    finally:
+        if reporter is not None:
+            jax.effects_barrier()
+            reporter.close()
+        checkpointer.close()
+
+    plot_learning_curve(run_dir)
+    if options.eval_episodes:
+        _write_evaluation(run_dir, train, states, options, env_params)
+    metrics = (
+        {k: np.concatenate([m[k] for m in all_metrics]) for k in all_metrics[0]}
+        if all_metrics else {}
+    )
+    return TrainResult(states, metrics), run_dir
+
+
+def _write_evaluation(run_dir, train, states, options, env_params) -> dict[str, Any]:
+    raw_env, _ = make(options.env, wrappers=False)
+    result = evaluate_states(train, states, raw_env, env_params, options.eval_episodes,
+                             jax.random.key(options.seed + 1))
+    (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def evaluate_states(train: Train, states: Any, env, env_params, num_episodes: int,
+                    key: jax.Array) -> dict[str, Any]:
+    """Deterministic and stochastic evaluation of every seed's policy in seed-batched ``states``."""
+
+    def per_seed(state, seed_key, deterministic):
+        return evaluate(train.make_policy(state), env, env_params, seed_key, num_episodes,
+                        deterministic=deterministic)["episode_return"]
+
+    num_seeds = jax.tree.leaves(states)[0].shape[0]
+    keys = jax.random.split(key, num_seeds)
+    out: dict[str, Any] = {"num_episodes_per_seed": num_episodes}
+    for mode, deterministic in (("deterministic", True), ("stochastic", False)):
+        returns = np.asarray(jax.jit(jax.vmap(
+            lambda s, k, d=deterministic: per_seed(s, k, d)))(states, keys))
+        if returns.ndim > 2:  # multi-objective: report the sum of objectives
+            returns = returns.sum(axis=tuple(range(2, returns.ndim)))
+        per_seed_mean = returns.mean(axis=1)
+        out[mode] = {
+            "mean_return": float(per_seed_mean.mean()),
+            "std_over_seeds": float(per_seed_mean.std()),
+            "per_seed": [float(x) for x in per_seed_mean],
+        }
+    return out
+
+
+def load_run(run_dir: str | Path) -> tuple[types.ModuleType, Any, RunOptions, dict[str, Any]]:
+    """The algorithm module, config and options of a run folder (from its ``config.json``)."""
+    from jaxrl_suite.algorithms import load_algorithm
+
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise ValueError(f"{run_dir} is not a run folder: it has no config.json.")
+    saved = json.loads(path.read_text())
+    record = saved["run"]
+    algorithm = load_algorithm(record["algo"])
+    fields = {f.name: f for f in dataclasses.fields(algorithm.Config)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()
+              if k in fields}
+    config = algorithm.Config(**values)
+    options = RunOptions(**{**saved.get("options", {}), "resume": str(run_dir)})
+    return algorithm, config, options, record
+
+
+def evaluate_run(run_dir: str | Path, num_episodes: int = 16, seed: int = 0) -> dict[str, Any]:
+    """Evaluate the policies saved in a run folder's last checkpoint (every seed)."""
+    algorithm, config, options, record = load_run(run_dir)
+    env, env_params = make(options.env)
+    train = algorithm.make_train(config, env, env_params)
+    keys = jax.random.split(jax.random.key(options.seed), options.seeds)
+    hparams = jax.tree.map(
+        lambda x: jnp.broadcast_to(jnp.asarray(x), (options.seeds, *np.shape(x))),
+        train.default_hparams,
+    )
+    like = jax.jit(jax.vmap(train.init))(keys, hparams)
+    checkpointer = Checkpointer(Path(run_dir) / "checkpoints")
+    try:
+        states, update = checkpointer.restore(like, config_fingerprint(record))
+    finally:
+        checkpointer.close()
+    raw_env, _ = make(options.env, wrappers=False)
+    result = evaluate_states(train, states, raw_env, env_params, num_episodes,
+                             jax.random.key(seed))
+    result["update"] = update
+    return result
+
+
+def plot_learning_curve(run_dir: str | Path, metric: str = "episode_return") -> Path | None:
+    """``learning_curve.png``: mean ± std over seeds of ``metric`` against env steps, from the
+    run's ``metrics.csv`` (updates where no seed finished an episode are skipped)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    path = run_dir / "metrics.csv"
+    if not path.exists():
+        return None
+    with path.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    if not rows or metric not in rows[0]:
+        return None
+    by_update: dict[int, list[float]] = {}
+    steps: dict[int, float] = {}
+    for row in rows:
+        update = int(row["update"])
+        by_update.setdefault(update, []).append(float(row[metric]))
+        steps[update] = float(row["env_steps"])
+    updates = sorted(by_update)
+    values = [np.asarray(by_update[u]) for u in updates]
+    mean = np.array([np.nanmean(v) if np.isfinite(v).any() else np.nan for v in values])
+    std = np.array([np.nanstd(v) if np.isfinite(v).any() else np.nan for v in values])
+    x = np.array([steps[u] for u in updates])
+    keep = np.isfinite(mean)
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot(x[keep], mean[keep], label=f"mean over {len(values[0])} seed(s)")
+    axis.fill_between(x[keep], (mean - std)[keep], (mean + std)[keep], alpha=0.25, label="± std")
+    config = json.loads((run_dir / "config.json").read_text())["run"]
+    axis.set_title(f"{config['algo']} on {config['env']}")
+    axis.set_xlabel("env steps")
+    axis.set_ylabel(metric.replace("_", " "))
+    axis.legend(loc="lower right")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    out = run_dir / "learning_curve.png"
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+    return out
+
+
+# --- command line shared by all algorithms ------------------------------------------------------
+def _int_fields(*types_: type) -> set[str]:
+    names = set()
+    for cls in types_:
+        for field in dataclasses.fields(cls):
+            if field.type in (int, "int"):
+                names.add("--" + field.name.replace("_", "-"))
+    return names
+
+
+def _accept_scientific_integers(argv: list[str], int_flags: set[str]) -> list[str]:
+    """Let integer flags take ``5e5`` (as users write step counts)."""
+    out = []
+    expecting = False
+    for arg in argv:
+        flag, _, inline = arg.partition("=")
+        if expecting or (flag in int_flags and inline):
+            value = arg if expecting else inline
+            try:
+                number = float(value)
+                if number.is_integer() and not value.lstrip("-").isdigit():
+                    value = str(int(number))
+            except ValueError:
+                pass
+            arg = value if expecting else f"{flag}={value}"
+            expecting = False
+        elif arg in int_flags:
+            expecting = True
+        out.append(arg)
+    return out
+
+
+def algorithm_main(algorithm: types.ModuleType, argv: Sequence[str] | None = None,
+                   prog: str | None = None) -> int:
+    """The CLI of an algorithm module: run options and every ``Config`` field as flags.
+
+    The config starts from the env's preset (``--preset``), then the flags override it.
+    """
+    import argparse
+
+    import tyro
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--env", default=RunOptions.env)
+    pre.add_argument("--preset", default=RunOptions.preset)
+    pre.add_argument("--resume", default=None)
+    known, _ = pre.parse_known_args(argv)
+    try:
+        if known.resume:
+            _, config, options, _ = load_run(known.resume)
+            base_config, base_options = config, options
+        else:
+            base_options = RunOptions(env=known.env, preset=known.preset)
+            if known.preset == "none":
+                base_config = algorithm.Config()
+            elif known.preset == "auto":
+                base_config = algorithm.preset_config(known.env)
+            else:
+                base_config = algorithm.preset_config(known.preset)
+    except ValueError as error:
+        print(f"jaxrl: error: {error}", file=sys.stderr)
+        return 2
+
+    # Built with real (not string) annotations, which tyro needs to resolve the field types.
+    Arguments = dataclasses.make_dataclass(
+        "Arguments", [("run", RunOptions), ("config", algorithm.Config)], frozen=True
+    )
+
+    argv = _accept_scientific_integers(argv, _int_fields(RunOptions, algorithm.Config))
+    arguments = tyro.cli(
+        tyro.conf.OmitArgPrefixes[Arguments],  # type: ignore[index]
+        default=Arguments(base_options, base_config),
+        args=argv,
+        prog=prog or f"jaxrl train {algorithm.NAME}",
+        description=(algorithm.__doc__ or "").strip().split("\n")[0],
+    )
+    try:
+        start = time.perf_counter()
+        result, run_dir = run_training(algorithm, arguments.config, arguments.run)
+    except ValueError as error:
+        print(f"jaxrl: error: {error}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - start
+    episode_return = np.asarray(result.metrics.get("episode_return", np.zeros((0, 1))))
+    tail = episode_return[-max(1, len(episode_return) // 10):]
+    final = np.nanmean(tail, axis=0) if np.isfinite(tail).any() else None
+    print(f"run folder: {run_dir}")
+    print(f"  {arguments.run.seeds} seed(s), {result.metrics['env_steps'][-1, 0]:,} env steps "
+          f"each, {seconds:.1f} s including compilation" if result.metrics else "  nothing to do")
+    if final is not None:
+        print(f"  final training return (last 10% of updates): {np.mean(final):.2f} "
+              f"± {np.std(final):.2f} over seeds")
+    eval_path = run_dir / "eval.json"
+    if eval_path.exists():
+        evaluation = json.loads(eval_path.read_text())["deterministic"]
+        print(f"  evaluation (deterministic): {evaluation['mean_return']:.2f} "
+              f"± {evaluation['std_over_seeds']:.2f}")
+    print(f"  plot: {run_dir / 'learning_curve.png'}")
+    return 0

@@ -1,0 +1,173 @@
+"""Where live training metrics go: a progress bar, the console, CSV, TensorBoard, Weights & Biases.
+
+The harness calls every sink from a ``jax.debug.callback`` every N updates with a *summary*:
+``{metric name: (mean over seeds, std over seeds)}`` as Python floats (NaN where no seed has a
+value, e.g. no episode finished yet). Sinks only format and write; they never touch JAX.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = [
+    "MetricSink",
+    "ProgressBar",
+    "ConsoleSink",
+    "CSVSink",
+    "TensorBoardSink",
+    "WandbSink",
+    "Summary",
+]
+
+Summary = dict[str, tuple[float, float]]
+
+
+class MetricSink(Protocol):
+    def write(self, update: int, env_steps: int, summary: Summary) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _format(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.4g}" if std == 0 or math.isnan(std) else f"{mean:.4g} ± {std:.2g}"
+
+
+class ProgressBar:
+    """A rich progress bar: updates done, env steps/s since the first report, latest return
+    (mean ± std over seeds)."""
+
+    def __init__(self, total_updates: int, first_update: int = 0, description: str = "training"):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[speed]}"),
+            TextColumn("return {task.fields[episode_return]}"),
+            TimeElapsedColumn(),
+        )
+        self._task = self._progress.add_task(
+            description, total=total_updates, completed=first_update, speed="", episode_return="-"
+        )
+        self._progress.start()
+        self._start: tuple[float, int] | None = None
+
+    def write(self, update: int, env_steps: int, summary: Summary) -> None:
+        now = time.perf_counter()
+        speed = ""
+        if self._start is None:
+            self._start = (now, env_steps)
+        elif now > self._start[0]:
+            speed = f"{(env_steps - self._start[1]) / (now - self._start[0]):,.0f} steps/s"
+        episode_return = _format(*summary.get("episode_return", (math.nan, math.nan)))
+        self._progress.update(
+            self._task, completed=update, speed=speed, episode_return=episode_return
+        )
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+class ConsoleSink:
+    """One line per report: update, env steps, and the chosen metrics as mean ± std."""
+
+    def __init__(self, total_updates: int, keys: tuple[str, ...] = (
+            "episode_return", "episode_length", "entropy", "approx_kl")):
+        self.total_updates, self.keys = total_updates, keys
+
+    def write(self, update: int, env_steps: int, summary: Summary) -> None:
+        parts = [f"update {update}/{self.total_updates}", f"steps {env_steps:,}"]
+        parts += [f"{key} {_format(*summary[key])}" for key in self.keys if key in summary]
+        print(" | ".join(parts), flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class CSVSink:
+    """Appends one row per report to ``path``: update, env_steps, wall_seconds and, per metric,
+    ``<name>_mean`` and ``<name>_std``. Written and flushed at each report, so a killed run keeps
+    its progress so far."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._start = time.perf_counter()
+        self._file: Any = None
+        self._writer: Any = None
+
+    def write(self, update: int, env_steps: int, summary: Summary) -> None:
+        if self._writer is None:
+            names = sorted(summary)
+            fieldnames = ["update", "env_steps", "wall_seconds"]
+            fieldnames += [f"{name}_{stat}" for name in names for stat in ("mean", "std")]
+            new_file = not self.path.exists() or self.path.stat().st_size == 0
+            self._file = self.path.open("a", newline="")
+            self._writer = csv.DictWriter(self._file, fieldnames, extrasaction="ignore")
+            if new_file:
+                self._writer.writeheader()
+        row: dict[str, Any] = {
+            "update": update,
+            "env_steps": env_steps,
+            "wall_seconds": round(time.perf_counter() - self._start, 3),
+        }
+        for name, (mean, std) in summary.items():
+            row[f"{name}_mean"], row[f"{name}_std"] = mean, std
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class TensorBoardSink:
+    """Scalars ``<metric>/mean`` and ``<metric>/std`` against env steps (tensorboardX)."""
+
+    def __init__(self, logdir: str | Path):
+        from tensorboardX import SummaryWriter
+
+        self._writer = SummaryWriter(str(logdir))
+
+    def write(self, update: int, env_steps: int, summary: Summary) -> None:
+        for name, (mean, std) in summary.items():
+            if not math.isnan(mean):
+                self._writer.add_scalar(f"{name}/mean", mean, env_steps)
+                self._writer.add_scalar(f"{name}/std", std, env_steps)
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class WandbSink:
+    """Logs the summary to Weights & Biases (``pip install jaxrl-suite[wandb]``)."""
+
+    def __init__(self, project: str, name: str, config: dict[str, Any], directory: str | Path):
+        try:
+            import wandb
+        except ImportError:
+            raise ValueError(
+                "--wandb needs the wandb package; install it with pip install 'jaxrl-suite[wandb]'."
+            ) from None
+        self._run = wandb.init(project=project, name=name, config=config, dir=str(directory))
+
+    def write(self, update: int, env_steps: int, summary: Summary) -> None:
+        data = {f"{name}/mean": mean for name, (mean, _) in summary.items()}
+        data |= {f"{name}/std": std for name, (_, std) in summary.items()}
+        self._run.log({"update": update, **data}, step=env_steps)
+
+    def close(self) -> None:
+        self._run.finish()

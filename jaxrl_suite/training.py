@@ -1,0 +1,66 @@
+"""What every algorithm's ``make_train`` returns, and the shape of its result (DESIGN.md s6).
+
+An algorithm is an ``init`` (key, hyperparameters -> training state) and an ``update`` (state ->
+state, metrics of that update). ``Train`` strings them together: ``train(key)`` is one
+``lax.scan`` over all updates, so ``jax.jit(train)`` compiles the whole run and
+``jax.jit(jax.vmap(train))(keys, hparams)`` runs many seeds or a hyperparameter sweep at once.
+The harness (``jaxrl_suite.harness``) uses ``init`` and ``update`` directly to add live
+progress and to cut the run into checkpointed chunks, without the algorithm knowing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+from flax import struct
+
+__all__ = ["Train", "TrainResult"]
+
+
+@struct.dataclass
+class TrainResult:
+    """``state``: the final training state (params, optimiser and env state, RNG, ...).
+    ``metrics``: a dict of arrays stacked per update, each ``(num_updates, ...)`` (plus a leading
+    seed axis under ``vmap``)."""
+
+    state: Any
+    metrics: dict[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity, so jax.jit(train) works
+class Train:
+    """A pure, jittable training run: ``train(key, hparams=None) -> TrainResult``.
+
+    Attributes:
+      init: ``(key, hparams) -> state``; ``hparams`` are the traceable hyperparameters (a pytree
+        of scalars), stored in the state so that a ``vmap`` over them is a sweep.
+      update: ``state -> (state, metrics)``: one update (rollout and learning step); metrics is a
+        dict of scalars.
+      num_updates: updates in a whole run.
+      env_steps_per_update: env steps per update, summed over the parallel envs.
+      default_hparams: the hyperparameters taken from the config, used when none are given.
+      make_policy: ``state -> Policy`` for ``jaxrl_suite.evaluation.evaluate``.
+      config: the algorithm's config the run was built from.
+    """
+
+    init: Callable[[jax.Array, Any], Any]
+    update: Callable[[Any], tuple[Any, dict[str, jax.Array]]]
+    num_updates: int
+    env_steps_per_update: int
+    default_hparams: Any
+    make_policy: Callable[[Any], Any]
+    config: Any
+
+    def initial_state(self, key: jax.Array, hparams: Any = None) -> Any:
+        return self.init(key, self.default_hparams if hparams is None else hparams)
+
+    def run_updates(self, state: Any, num_updates: int) -> tuple[Any, dict[str, jax.Array]]:
+        """``num_updates`` updates as one ``lax.scan``; metrics stacked ``(num_updates, ...)``."""
+        return jax.lax.scan(lambda carry, _: self.update(carry), state, None, num_updates)
+
+    def __call__(self, key: jax.Array, hparams: Any = None) -> TrainResult:
+        state, metrics = self.run_updates(self.initial_state(key, hparams), self.num_updates)
+        return TrainResult(state, metrics)

@@ -1,0 +1,199 @@
+"""The training harness: run folder, live progress, checkpoints, resume (also after SIGKILL)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import jaxrl_suite
+from jaxrl_suite.algos import ppo
+from jaxrl_suite.checkpoints import Checkpointer
+from jaxrl_suite.harness import RunOptions, evaluate_run, run_training
+
+CONFIG = ppo.Config(total_steps=12 * 256, num_envs=4, num_steps=64, num_minibatches=2)
+NUM_UPDATES = 12
+
+
+class RecordingSink:
+    def __init__(self, pause: float = 0.0):
+        self.calls, self.pause, self.closed = [], pause, False
+
+    def write(self, update, env_steps, summary):
+        self.calls.append((update, env_steps, summary))
+        time.sleep(self.pause)
+
+    def close(self):
+        self.closed = True
+
+
+def options(tmp_path: Path, name: str, **overrides) -> RunOptions:
+    base = dict(env="gymnax/CartPole-v1", seeds=2, seed=1, run_dir=str(tmp_path / name),
+                checkpoint_every=4, progress_every=3, tensorboard=True, eval_episodes=2)
+    return RunOptions(**{**base, **overrides})
+
+
+def as_numpy(leaf) -> np.ndarray:
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    return np.asarray(leaf)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def final_params(run_dir: Path):
+    run_dir = Path(run_dir)
+    env, params = jaxrl_suite.make("gymnax/CartPole-v1")
+    train = ppo.make_train(CONFIG, env, params)
+    keys = jax.random.split(jax.random.key(1), 2)
+    hparams = jax.tree.map(lambda x: np.broadcast_to(x, (2,)), train.default_hparams)
+    like = jax.jit(jax.vmap(train.init))(keys, hparams)
+    record = json.loads((run_dir / "config.json").read_text())
+    checkpointer = Checkpointer(run_dir / "checkpoints")
+    try:
+        state, update = checkpointer.restore(like, record["fingerprint"])
+    finally:
+        checkpointer.close()
+    return state, update
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("uninterrupted")
+    sink = RecordingSink()
+    result, run_dir = run_training(ppo, CONFIG, options(tmp_path, "run"), extra_sinks=[sink])
+    return result, run_dir, sink
+
+
+def test_run_folder_has_config_metrics_plot_checkpoints_and_evaluation(uninterrupted):
+    result, run_dir, _ = uninterrupted
+    for name in ("config.json", "metrics.csv", "progress.csv", "learning_curve.png", "eval.json"):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list((run_dir / "tensorboard").iterdir())
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["run"]["algo"] == "ppo" and saved["run"]["config"]["num_envs"] == 4
+    rows = read_rows(run_dir / "metrics.csv")
+    assert len(rows) == NUM_UPDATES * 2  # every update, every seed
+    assert {int(r["update"]) for r in rows} == set(range(1, NUM_UPDATES + 1))
+    steps = sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps[-1] == NUM_UPDATES
+    assert result.metrics["episode_return"].shape == (NUM_UPDATES, 2)
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    assert len(evaluation["deterministic"]["per_seed"]) == 2
+
+
+def test_progress_reports_mean_and_spread_over_seeds(uninterrupted):
+    result, run_dir, sink = uninterrupted
+    assert sink.closed
+    assert [call[0] for call in sink.calls] == [3, 6, 9, 12]
+    assert [call[1] for call in sink.calls] == [3 * 256, 6 * 256, 9 * 256, 12 * 256]
+    update, _, summary = sink.calls[1]
+    entropy = np.asarray(result.metrics["entropy"][update - 1], np.float64)
+    assert summary["entropy"][0] == pytest.approx(entropy.mean(), rel=1e-6)
+    assert summary["entropy"][1] == pytest.approx(entropy.std(), rel=1e-4)
+    assert len(read_rows(run_dir / "progress.csv")) == 4
+
+
+def test_progress_does_not_change_the_result(tmp_path, uninterrupted):
+    result, _, _ = uninterrupted
+    quiet, _ = run_training(ppo, CONFIG, options(tmp_path, "quiet", no_progress=True,
+                                                 eval_episodes=0))
+    for a, b in zip(jax.tree.leaves(result.state.params), jax.tree.leaves(quiet.state.params),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sigkilled_run_resumes_to_exactly_the_uninterrupted_parameters(tmp_path, uninterrupted):
+    _, reference_dir, _ = uninterrupted
+    run_dir = tmp_path / "killed"
+    # The child reports every update and pauses 0.3 s in each report, so it is still running
+    # when its first checkpoint lands; then it gets SIGKILL.
+    child = f"""
+import time
+from jaxrl_suite.algos import ppo
+from jaxrl_suite.harness import RunOptions, run_training
+class Slow:
+    def write(self, *args): time.sleep(0.3)
+    def close(self): pass
+config = ppo.Config(total_steps=12 * 256, num_envs=4, num_steps=64, num_minibatches=2)
+run_training(ppo, config, RunOptions(env="gymnax/CartPole-v1", seeds=2, seed=1,
+             run_dir={str(run_dir)!r}, checkpoint_every=4, progress_every=1, eval_episodes=2),
+             extra_sinks=[Slow()])
+"""
+    process = subprocess.Popen([sys.executable, "-c", child], cwd=Path(__file__).parents[1])
+    checkpoints = run_dir / "checkpoints"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        done = checkpoints.exists() and any(p.name.isdigit() for p in checkpoints.iterdir())
+        if done or process.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the child finished before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    _, saved_update = final_params(run_dir)
+    assert 0 < saved_update < NUM_UPDATES  # killed mid-run, after a checkpoint
+
+    result, _ = run_training(
+        ppo, CONFIG, options(tmp_path, "unused", run_dir=None, resume=str(run_dir))
+    )
+    reference, _ = final_params(reference_dir)
+    resumed, update = final_params(run_dir)
+    assert update == NUM_UPDATES
+    for a, b in zip(jax.tree.leaves(reference), jax.tree.leaves(resumed), strict=True):
+        np.testing.assert_array_equal(as_numpy(a), as_numpy(b))  # the whole state, RNG too
+    rows = read_rows(run_dir / "metrics.csv")
+    assert sorted((int(r["update"]), int(r["seed"])) for r in rows) == [
+        (u, s) for u in range(1, NUM_UPDATES + 1) for s in range(2)
+    ]
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path, uninterrupted):
+    _, run_dir, _ = uninterrupted
+    changed = ppo.Config(**{**CONFIG.__dict__, "learning_rate": 1e-3})
+    with pytest.raises(ValueError, match="Cannot resume .* learning_rate: 0.00025 in the run"):
+        run_training(ppo, changed, options(tmp_path, "x", run_dir=None, resume=str(run_dir)))
+    with pytest.raises(ValueError, match="seeds: 2 in the run, 3 now"):
+        run_training(ppo, CONFIG, options(tmp_path, "x", run_dir=None, resume=str(run_dir),
+                                          seeds=3))
+
+
+def test_checkpoint_with_another_fingerprint_is_refused(uninterrupted):
+    _, run_dir, _ = uninterrupted
+    state, _ = final_params(run_dir)
+    checkpointer = Checkpointer(run_dir / "checkpoints")
+    try:
+        with pytest.raises(ValueError, match="different configuration"):
+            checkpointer.restore(state, "not-this-run")
+    finally:
+        checkpointer.close()
+
+
+def test_evaluate_run_reads_the_last_checkpoint(uninterrupted):
+    _, run_dir, _ = uninterrupted
+    result = evaluate_run(run_dir, num_episodes=3)
+    assert result["update"] == NUM_UPDATES
+    assert len(result["deterministic"]["per_seed"]) == 2
+    assert all(r >= 1 for r in result["stochastic"]["per_seed"])
+
+
+def test_bad_run_options_fail_early(tmp_path):
+    with pytest.raises(ValueError, match="seeds must be a positive integer"):
+        run_training(ppo, CONFIG, options(tmp_path, "bad", seeds=0))
+    with pytest.raises(ValueError, match="Unknown env id"):
+        run_training(ppo, CONFIG, options(tmp_path, "bad", env="gymnax/CartPol-v1"))
+    with pytest.raises(ValueError, match="no config.json"):
+        run_training(ppo, CONFIG, options(tmp_path, "bad", resume=str(tmp_path)))
