@@ -18,13 +18,14 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	$(VENV)/bin/jaxrl rollout --env gymnax/CartPole-v1 --num-envs 1024 --steps 1000
+	$(VENV)/bin/jaxrl train ppo --env gymnax/CartPole-v1 --seeds 4
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
 bench: $(STAMP)
 	$(PY) benchmarks/env_throughput.py
+	$(PY) benchmarks/ppo_cartpole.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
