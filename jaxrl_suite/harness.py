@@ -412,10 +412,9 @@ def evaluate_run(run_dir: str | Path, num_episodes: int = 16, seed: int = 0) -> 
 def plot_learning_curve(run_dir: str | Path, metric: str = "episode_return") -> Path | None:
     """``learning_curve.png``: mean ± std over seeds of ``metric`` against env steps, from the
     run's ``metrics.csv`` (updates where no seed finished an episode are skipped)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A standalone Figure (no pyplot): drawing here must not switch the caller's backend, e.g.
+    # a notebook's inline plots.
+    from matplotlib.figure import Figure
 
     run_dir = Path(run_dir)
     path = run_dir / "metrics.csv"
@@ -437,7 +436,8 @@ def plot_learning_curve(run_dir: str | Path, metric: str = "episode_return") -> 
     std = np.array([np.nanstd(v) if np.isfinite(v).any() else np.nan for v in values])
     x = np.array([steps[u] for u in updates])
     keep = np.isfinite(mean)
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    axis = figure.subplots()
     axis.plot(x[keep], mean[keep], label=f"mean over {len(values[0])} seed(s)")
     axis.fill_between(x[keep], (mean - std)[keep], (mean + std)[keep], alpha=0.25, label="± std")
     config = json.loads((run_dir / "config.json").read_text())["run"]
@@ -449,7 +449,6 @@ def plot_learning_curve(run_dir: str | Path, metric: str = "episode_return") -> 
     figure.tight_layout()
     out = run_dir / "learning_curve.png"
     figure.savefig(out, dpi=100)
-    plt.close(figure)
     return out
 
 
