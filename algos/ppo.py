@@ -350,6 +350,19 @@ class Networks:
         """One GRU step: ``(hidden, features)``; hidden is zeroed where ``episode_start``."""
         return self.torso.apply(params["torso"], hidden, (observation, episode_start))
 
+    def sampling_noise(self, key: jax.Array, batch_shape: tuple[int, ...]) -> jax.Array:
+        """Noise for ``sample_from_noise``: Gumbel ``(..., num_actions)`` for a categorical
+        policy, standard normal ``(..., action_dim)`` for a Gaussian one."""
+        shape = (*batch_shape, self.action_dim)
+        return (jax.random.gumbel if self.discrete else jax.random.normal)(key, shape)
+
+    def sample_from_noise(self, distribution: distrax.Distribution, noise: jax.Array):
+        """A sample of ``distribution`` made from pre-drawn noise (Gumbel-max, or mean + std *
+        noise): the same distribution as ``distribution.sample``."""
+        if self.discrete:
+            return jnp.argmax(distribution.logits + noise, axis=-1)
+        return distribution.loc + distribution.scale_diag * noise
+
     def greedy_action(self, distribution: distrax.Distribution) -> jax.Array:
         return distribution.mode() if self.discrete else distribution.mean()
 
@@ -477,17 +490,18 @@ def make_train(
         )
 
     # --- rollout: num_steps steps of all envs under the current policy
-    def rollout_step(params, carry, step_key):
+    def rollout_step(params, carry, step_randomness):
         env_state, observation, episode_start, hidden = carry
-        action_key, env_key = jax.random.split(step_key)
+        env_keys, action_noise = step_randomness
         if config.recurrent:
             hidden, features = networks.recur(params, hidden, observation, episode_start)
         else:
             features = observation
         distribution = networks.distribution(params, features)
-        action, log_prob = distribution.sample_and_log_prob(seed=action_key)
+        action = networks.sample_from_noise(distribution, action_noise)
+        log_prob = distribution.log_prob(action)
         next_observation, env_state, reward, terminated, truncated, info = vmapped_step(
-            jax.random.split(env_key, config.num_envs), env_state, action, env_params
+            env_keys, env_state, action, env_params
         )
         final_observation = info["final_observation"].astype(jnp.float32)
         if config.recurrent:
@@ -587,12 +601,17 @@ def make_train(
     # --- one update: rollout, advantages, epochs of minibatch steps
     def update(state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
         hparams = state.hparams
-        key, rollout_key, shuffle_key = jax.random.split(state.key, 3)
+        key, env_key, noise_key, shuffle_key = jax.random.split(state.key, 4)
+        # All the rollout's randomness is drawn here in two batched calls rather than inside the
+        # loop: on CPU each random draw is itself a small loop (threefry), so this takes most of
+        # the per-step overhead out of the rollout.
+        randomness = (
+            jax.random.split(env_key, (config.num_steps, config.num_envs)),
+            networks.sampling_noise(noise_key, (config.num_steps, config.num_envs)),
+        )
         carry = (state.env_state, state.observation, state.episode_start, state.hidden)
         carry, trajectory = jax.lax.scan(
-            lambda c, k: rollout_step(state.params, c, k),
-            carry,
-            jax.random.split(rollout_key, config.num_steps),
+            lambda c, r: rollout_step(state.params, c, r), carry, randomness
         )
         env_state, observation, episode_start, hidden = carry
 
