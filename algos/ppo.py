@@ -184,7 +184,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cartpole": dict(
         total_steps=100_000, num_envs=16, num_steps=64, update_epochs=8, num_minibatches=4,
         learning_rate=2.5e-3, anneal_lr=True, gamma=0.99, gae_lambda=0.95, clip_epsilon=0.2,
-        entropy_coef=0.0, value_coef=0.5, max_grad_norm=0.5, activation="tanh",
+        entropy_coef=0.0, value_coef=1.0, clip_value=False, max_grad_norm=0.5,
+        activation="tanh",
     ),
     "acrobot": dict(
         total_steps=200_000, num_envs=16, num_steps=64, update_epochs=8, num_minibatches=4,
