@@ -135,6 +135,8 @@ class Hyperparams:
 
     ``objective_params`` is handed to the policy objective untouched (``None`` for the clipped
     surrogate); a learned objective keeps its parameters there so meta-learning can vary them.
+    With ``normalize_rewards`` the reward normaliser's discount stays ``Config.gamma`` (it is
+    part of the env stack, built once), whatever ``gamma`` is swept here.
     """
 
     learning_rate: jax.Array
