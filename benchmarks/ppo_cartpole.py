@@ -67,9 +67,7 @@ def measure(name, train, final_return, seeds, repeats):
 def progress_cost(train, seeds, repeats):
     """Run time of the harness' chunk runner with live progress (to CSV, every ~2% of the run)
     and without, compile excluded."""
-    keys = jax.random.split(jax.random.key(0), seeds)
-    hparams = jax.tree.map(lambda x: np.broadcast_to(x, (seeds,)), train.default_hparams)
-    states = jax.jit(jax.vmap(train.init))(keys, hparams)
+    states = train.initial_states(jax.random.split(jax.random.key(0), seeds))
     out = {}
     with tempfile.TemporaryDirectory() as directory:
         reporter = _Reporter([sinks.CSVSink(Path(directory) / "progress.csv")],

@@ -91,14 +91,17 @@ class RunOptions:
 
 
 def _validate_options(options: RunOptions) -> None:
-    for name in ("seeds",):
-        value = getattr(options, name)
-        if not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    if not isinstance(options.seeds, int) or options.seeds <= 0:
+        raise ValueError(f"seeds must be a positive integer; got {options.seeds!r}.")
     for name in ("progress_every", "checkpoint_every", "eval_episodes"):
         value = getattr(options, name)
         if not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
+
+
+def _seed_keys(options: RunOptions) -> jax.Array:
+    """Seed i of a run uses ``split(key(seed), seeds)[i]``."""
+    return jax.random.split(jax.random.key(options.seed), options.seeds)
 
 
 def _run_record(algo: str, config: Any, options: RunOptions) -> dict[str, Any]:
@@ -272,13 +275,7 @@ def run_training(
             indent=2, default=list,
         ))
 
-    keys = jax.random.split(jax.random.key(options.seed), options.seeds)
-    if hparams is None:
-        hparams = jax.tree.map(
-            lambda x: jnp.broadcast_to(jnp.asarray(x), (options.seeds, *np.shape(x))),
-            train.default_hparams,
-        )
-    states = jax.jit(jax.vmap(train.init))(keys, hparams)
+    states = train.initial_states(_seed_keys(options), hparams)
 
     checkpointer = Checkpointer(run_dir / "checkpoints")
     first_update = 0
@@ -391,12 +388,7 @@ def evaluate_run(run_dir: str | Path, num_episodes: int = 16, seed: int = 0) -> 
     algorithm, config, options, record = load_run(run_dir)
     env, env_params = make(options.env)
     train = algorithm.make_train(config, env, env_params)
-    keys = jax.random.split(jax.random.key(options.seed), options.seeds)
-    hparams = jax.tree.map(
-        lambda x: jnp.broadcast_to(jnp.asarray(x), (options.seeds, *np.shape(x))),
-        train.default_hparams,
-    )
-    like = jax.jit(jax.vmap(train.init))(keys, hparams)
+    like = train.initial_states(_seed_keys(options))
     checkpointer = Checkpointer(Path(run_dir) / "checkpoints")
     try:
         states, update = checkpointer.restore(like, config_fingerprint(record))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import struct
 
 __all__ = ["Train", "TrainResult"]
@@ -56,6 +57,16 @@ class Train:
 
     def initial_state(self, key: jax.Array, hparams: Any = None) -> Any:
         return self.init(key, self.default_hparams if hparams is None else hparams)
+
+    def initial_states(self, keys: jax.Array, hparams: Any = None) -> Any:
+        """Seed-batched initial states: ``init`` under ``vmap`` over ``keys`` ``(num_seeds,)``.
+        ``hparams`` must have a leading ``num_seeds`` axis; default the config's, repeated."""
+        if hparams is None:
+            hparams = jax.tree.map(
+                lambda x: jnp.broadcast_to(jnp.asarray(x), (len(keys), *jnp.shape(x))),
+                self.default_hparams,
+            )
+        return jax.jit(jax.vmap(self.init))(keys, hparams)
 
     def run_updates(self, state: Any, num_updates: int) -> tuple[Any, dict[str, jax.Array]]:
         """``num_updates`` updates as one ``lax.scan``; metrics stacked ``(num_updates, ...)``."""

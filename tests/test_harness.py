@@ -57,9 +57,7 @@ def final_params(run_dir: Path):
     run_dir = Path(run_dir)
     env, params = jaxrl_suite.make("gymnax/CartPole-v1")
     train = ppo.make_train(CONFIG, env, params)
-    keys = jax.random.split(jax.random.key(1), 2)
-    hparams = jax.tree.map(lambda x: np.broadcast_to(x, (2,)), train.default_hparams)
-    like = jax.jit(jax.vmap(train.init))(keys, hparams)
+    like = train.initial_states(jax.random.split(jax.random.key(1), 2))
     record = json.loads((run_dir / "config.json").read_text())
     checkpointer = Checkpointer(run_dir / "checkpoints")
     try:
