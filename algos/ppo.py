@@ -384,8 +384,8 @@ class Transition:
     episode_start: jax.Array  # True where observation is an episode's first (GRU reset)
     action: jax.Array
     log_prob: jax.Array
-    value: jax.Array  # recurrent only; the feed-forward update computes values in one batch
-    next_value: jax.Array  # V(final_observation); recurrent only, as above
+    value: jax.Array | None  # recurrent only; feed-forward values are computed in one batch
+    next_value: jax.Array | None  # V(final_observation); recurrent only, as above
     final_observation: jax.Array
     reward: jax.Array
     terminated: jax.Array
@@ -516,7 +516,7 @@ def make_train(
                 params, final_features
             )
         else:
-            value = next_value = jnp.zeros(config.num_envs)
+            value = next_value = None  # computed for the whole rollout at once in update()
         done = jnp.logical_or(terminated, truncated)
         transition = Transition(
             observation, episode_start, action, log_prob, value, next_value, final_observation,
