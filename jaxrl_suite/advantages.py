@@ -12,7 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["generalized_advantages", "next_values_from_rollout"]
+__all__ = ["generalized_advantages", "n_step_returns", "next_values_from_rollout"]
 
 
 def next_values_from_rollout(
@@ -67,3 +67,36 @@ def generalized_advantages(
         backward, jnp.zeros_like(deltas[0]), (deltas, episode_continues), reverse=True
     )
     return advantages, advantages + values
+
+
+def n_step_returns(
+    rewards: jax.Array,
+    terminated: jax.Array,
+    truncated: jax.Array,
+    available: jax.Array,
+    gamma: jax.Array | float,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Discounted n-step returns of sampled sequences, stopping at an episode's end.
+
+    Arrays are ``(batch, n)``: step ``k`` of each sequence is the ``k``-th step after the sampled
+    transition in the same env; ``available`` is False for steps not yet collected. A sequence
+    keeps steps up to and including the first that ended its episode (``terminated |
+    truncated``) or the last available one.
+
+    Returns ``(returns, bootstrap_discount, last)``, each ``(batch,)``:
+    ``returns = sum_{k<=last} gamma^k r_k``; ``last`` is the index of the last kept step, whose
+    ``next_observation`` the target bootstraps from; ``bootstrap_discount = gamma^(last+1)``,
+    or 0 when that step terminated. A truncated step therefore still bootstraps. With ``n = 1``
+    this is the one-step target ``r + gamma (1 - terminated) Q(s')``.
+    """
+    done = jnp.logical_or(terminated, truncated)
+    # Step k is kept if it was collected and no earlier step of the sequence ended the episode.
+    ended_before = jnp.cumsum(done, axis=1) - done.astype(jnp.int32)
+    kept = available & (ended_before == 0)
+    kept = kept.at[:, 0].set(True)  # the sampled transition itself always exists
+    discounts = gamma ** jnp.arange(rewards.shape[1], dtype=rewards.dtype)
+    returns = jnp.sum(jnp.where(kept, rewards * discounts, 0.0), axis=1)
+    last = kept.sum(axis=1) - 1
+    last_terminated = jnp.take_along_axis(terminated, last[:, None], axis=1)[:, 0]
+    bootstrap_discount = jnp.where(last_terminated, 0.0, gamma ** (last + 1.0))
+    return returns, bootstrap_discount.astype(rewards.dtype), last

@@ -15,6 +15,12 @@ __all__ = ["ALGORITHMS", "load_algorithm", "registered_algorithms"]
 ALGORITHMS: dict[str, tuple[str, str]] = {
     "ppo": ("jaxrl_suite.algos.ppo", "Proximal Policy Optimisation; discrete or continuous "
             "actions, optional GRU policy"),
+    "dqn": ("jaxrl_suite.algos.dqn", "Deep Q-Network; double-Q, dueling, n-step, prioritised "
+            "replay; discrete actions"),
+    "sac": ("jaxrl_suite.algos.sac", "Soft Actor-Critic; twin critics as an ensemble, "
+            "automatic entropy tuning; continuous or discrete actions"),
+    "td3": ("jaxrl_suite.algos.td3", "Twin Delayed DDPG; target policy smoothing, delayed "
+            "policy updates; continuous actions"),
 }
 
 

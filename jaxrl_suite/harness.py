@@ -194,14 +194,17 @@ def _truncate_csv(path: Path, last_update: int) -> None:
 class _Reporter:
     """Host side of the in-jit progress callback: summarises and fans out to the sinks."""
 
-    def __init__(self, sinks: list[sinks_lib.MetricSink], env_steps_per_update: int):
-        self.sinks, self.env_steps_per_update = sinks, env_steps_per_update
+    def __init__(self, sinks: list[sinks_lib.MetricSink], train: Train):
+        self.sinks = sinks
+        self.env_steps_per_update = train.env_steps_per_update
+        self.env_steps_before_updates = train.env_steps_before_updates
 
     def __call__(self, update: Any, metrics: dict[str, Any]) -> None:
         update = int(update)
         summary = _summarise({k: np.asarray(v) for k, v in metrics.items()})
         for sink in self.sinks:
-            sink.write(update, update * self.env_steps_per_update, summary)
+            env_steps = self.env_steps_before_updates + update * self.env_steps_per_update
+            sink.write(update, env_steps, summary)
 
     def close(self) -> None:
         for sink in self.sinks:
@@ -297,7 +300,7 @@ def run_training(
         if options.wandb:
             sinks.append(sinks_lib.WandbSink(options.wandb_project, run_dir.name, record, run_dir))
         sinks.extend(extra_sinks)
-        reporter = _Reporter(sinks, train.env_steps_per_update)
+        reporter = _Reporter(sinks, train)
     progress_every = options.progress_every or max(1, train.num_updates // 50)
     run_chunk = make_chunk_runner(train, progress_every, reporter)
 

@@ -19,10 +19,16 @@ import numpy as np
 __all__ = [
     "ACTIVATIONS",
     "MLP",
+    "DeterministicActor",
     "GaussianActor",
+    "QEnsemble",
+    "QNetwork",
     "ResettableGRU",
+    "TanhGaussianActor",
     "activation_by_name",
     "orthogonal",
+    "scale_to_bounds",
+    "tanh_gaussian_sample",
 ]
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -151,3 +157,109 @@ class ResettableGRU(nn.Module):
 
     def initial_hidden(self, batch_shape: tuple[int, ...] = ()) -> jax.Array:
         return jnp.zeros((*batch_shape, self.hidden_size), jnp.float32)
+
+
+# --- off-policy heads ---------------------------------------------------------------------------
+class QNetwork(nn.Module):
+    """Action values for a discrete action space: ``(..., obs) -> (..., num_actions)``.
+
+    ``dueling``: a value stream and an advantage stream whose mean is subtracted (Wang et al.,
+    2016), sharing the hidden layers.
+    """
+
+    hidden_sizes: Sequence[int]
+    num_actions: int
+    activation: str = "relu"
+    dueling: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if not self.dueling:
+            return MLP(self.hidden_sizes, self.num_actions, self.activation)(x)
+        features = MLP(self.hidden_sizes[:-1], self.hidden_sizes[-1], self.activation)(x)
+        features = activation_by_name(self.activation)(features)
+        value = nn.Dense(1, kernel_init=orthogonal(1.0))(features)
+        advantage = nn.Dense(self.num_actions, kernel_init=orthogonal(1.0))(features)
+        return value + advantage - advantage.mean(axis=-1, keepdims=True)
+
+
+class QEnsemble(nn.Module):
+    """``num_members`` independent critics evaluated as one ``vmap`` over their parameters.
+
+    ``__call__(*inputs)`` concatenates the inputs on the last axis (``(observation, action)`` for
+    Q(s, a), ``(observation,)`` for a discrete-action Q(s, .)) and returns
+    ``(num_members, ...)``: ``(num_members, ...)`` scalars when ``output_size`` is None, else
+    ``(num_members, ..., output_size)``. Parameters have a leading ``num_members`` axis, so the
+    members are initialised independently and trained as one batched matmul.
+    """
+
+    hidden_sizes: Sequence[int]
+    num_members: int = 2
+    activation: str = "relu"
+    output_size: int | None = None
+
+    @nn.compact
+    def __call__(self, *inputs: jax.Array) -> jax.Array:
+        x = jnp.concatenate(inputs, axis=-1)
+        members = nn.vmap(
+            MLP,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.num_members,
+        )(self.hidden_sizes, self.output_size or 1, self.activation, 1.0)
+        out = members(x)
+        return out[..., 0] if self.output_size is None else out
+
+
+class TanhGaussianActor(nn.Module):
+    """SAC's policy head: ``(..., obs) -> (mean, log_std)``, each ``(..., action_dim)``, of the
+    Gaussian before the tanh squashing; ``log_std`` is state-dependent and squashed smoothly
+    into ``[log_std_min, log_std_max]``."""
+
+    hidden_sizes: Sequence[int]
+    action_dim: int
+    activation: str = "relu"
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        out = MLP(self.hidden_sizes, 2 * self.action_dim, self.activation, 1.0)(x)
+        mean, raw_log_std = jnp.split(out, 2, axis=-1)
+        unit = 0.5 * (jnp.tanh(raw_log_std) + 1.0)
+        return mean, self.log_std_min + (self.log_std_max - self.log_std_min) * unit
+
+
+class DeterministicActor(nn.Module):
+    """TD3/DDPG's policy: ``(..., obs) -> (..., action_dim)`` in ``[-1, 1]`` (tanh); map to
+    the action bounds with ``scale_to_bounds``."""
+
+    hidden_sizes: Sequence[int]
+    action_dim: int
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return jnp.tanh(MLP(self.hidden_sizes, self.action_dim, self.activation, 1.0)(x))
+
+
+def scale_to_bounds(unit_action: jax.Array, low: jax.Array, high: jax.Array) -> jax.Array:
+    """Map an action in ``[-1, 1]`` affinely onto ``[low, high]``."""
+    return low + 0.5 * (unit_action + 1.0) * (high - low)
+
+
+def tanh_gaussian_sample(
+    mean: jax.Array, log_std: jax.Array, noise: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """``(action, log_prob)`` of ``tanh(mean + std * noise)``, the action in ``(-1, 1)``.
+
+    ``noise`` is standard normal, shaped like ``mean`` ``(..., action_dim)``; ``log_prob``
+    ``(...)`` is of the squashed action, with the tanh change of variables computed in the
+    stable form ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``.
+    """
+    pre_tanh = mean + jnp.exp(log_std) * noise
+    gaussian_log_prob = -0.5 * (noise**2 + jnp.log(2.0 * jnp.pi)) - log_std
+    log_det = 2.0 * (jnp.log(2.0) - pre_tanh - jax.nn.softplus(-2.0 * pre_tanh))
+    return jnp.tanh(pre_tanh), jnp.sum(gaussian_log_prob - log_det, axis=-1)

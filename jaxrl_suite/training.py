@@ -45,6 +45,9 @@ class Train:
       default_hparams: the hyperparameters taken from the config, used when none are given.
       make_policy: ``state -> Policy`` for ``jaxrl_suite.evaluation.evaluate``.
       config: the algorithm's config the run was built from.
+      env_steps_before_updates: env steps ``init`` already took (an off-policy run's random
+        prefill of its replay buffer); env steps after ``u`` updates are this plus
+        ``u * env_steps_per_update``.
     """
 
     init: Callable[[jax.Array, Any], Any]
@@ -54,6 +57,7 @@ class Train:
     default_hparams: Any
     make_policy: Callable[[Any], Any]
     config: Any
+    env_steps_before_updates: int = 0
 
     def initial_state(self, key: jax.Array, hparams: Any = None) -> Any:
         return self.init(key, self.default_hparams if hparams is None else hparams)

@@ -1,0 +1,514 @@
+"""Soft Actor-Critic (Haarnoja et al., 2018), the whole run as one jitted program.
+
+Read top to bottom: ``Config`` and presets, the networks, ``make_train`` (collect, the soft TD
+target, the critic/actor/temperature updates), ``main``. As with every algorithm here,
+``make_train(config, env, env_params)`` returns a pure ``train(key, hparams=None)``::
+
+    env, env_params = jaxrl_suite.make("gymnax/Pendulum-v1")
+    train = make_train(preset_config("gymnax/Pendulum-v1"), env, env_params)
+    result = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 4))   # 4 seeds
+
+Continuous (``Box``) actions get a tanh-squashed Gaussian policy scaled to the action bounds;
+discrete actions get the discrete SAC of Christodoulou (2019) (expectations over the action
+distribution instead of samples). The critics are an ensemble of ``num_critics`` Q-networks
+evaluated as one ``vmap`` (``QEnsemble``); the target takes their minimum. The temperature
+``alpha`` is tuned towards a target entropy (``autotune_alpha``).
+
+One update is ``train_frequency`` steps of all ``num_envs`` envs into the replay buffer, then
+``gradient_steps`` gradient steps on minibatches drawn from it; ``learning_starts`` env steps of
+uniformly random actions fill the buffer first (inside ``init``, so the update loop has no
+branch). Truncation is not termination: the TD target bootstraps from the stored
+``next_observation`` (``info["final_observation"]``) unless the step terminated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from jaxrl_suite import spaces
+from jaxrl_suite.buffers import ReplayBuffer, Transition
+from jaxrl_suite.environment import Environment
+from jaxrl_suite.evaluation import Policy
+from jaxrl_suite.networks import (
+    MLP,
+    QEnsemble,
+    TanhGaussianActor,
+    activation_by_name,
+    scale_to_bounds,
+    tanh_gaussian_sample,
+)
+from jaxrl_suite.offpolicy import (
+    Experience,
+    ExperienceCollector,
+    auto_reset_env,
+    finished_episode_metrics,
+)
+from jaxrl_suite.training import Train
+
+__all__ = ["Config", "Hyperparams", "SACState", "PRESETS", "make_train", "preset_config",
+           "soft_td_target", "main"]
+
+NAME = "sac"
+
+
+# --- configuration ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """SAC settings. Defaults follow the original paper's (and CleanRL's) MuJoCo settings.
+
+    Shapes (``num_envs``, ``batch_size``, network sizes, step counts) are static; the floats
+    marked *traceable* are also fields of ``Hyperparams`` and can be swept under ``vmap``.
+    """
+
+    total_steps: int = 1_000_000
+    """Env steps in the whole run over all parallel envs, learning_starts included."""
+    num_envs: int = 1
+    """Parallel envs (vmapped)."""
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions."""
+    learning_starts: int = 5_000
+    """Env steps of uniformly random actions that fill the buffer before learning."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    train_frequency: int = 1
+    """Vectorised env steps per update (each is num_envs transitions)."""
+    gradient_steps: int = 1
+    """Gradient steps per update. Updates-per-data = gradient_steps / (train_frequency *
+    num_envs)."""
+    actor_learning_rate: float = 3e-4
+    """Adam step size of the policy (traceable)."""
+    critic_learning_rate: float = 1e-3
+    """Adam step size of the critics (traceable)."""
+    alpha_learning_rate: float = 1e-3
+    """Adam step size of log(alpha) (traceable)."""
+    gamma: float = 0.99
+    """Discount (traceable)."""
+    tau: float = 0.005
+    """Polyak rate of the target critics, updated after every gradient step (traceable)."""
+    initial_alpha: float = 1.0
+    """Entropy temperature at the start (traceable)."""
+    autotune_alpha: bool = True
+    """Tune alpha towards the target entropy; False keeps initial_alpha."""
+    target_entropy_scale: float = 1.0
+    """Target entropy: -scale * action_dim (continuous), scale * log(num_actions) (discrete)
+    (traceable)."""
+    num_critics: int = 2
+    """Q-networks in the ensemble; the target uses their minimum."""
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the actor and of each critic."""
+    activation: str = "relu"
+    """relu, tanh, gelu, silu or elu."""
+    log_std_min: float = -5.0
+    """Lower bound of the policy's log standard deviation (continuous)."""
+    log_std_max: float = 2.0
+    """Upper bound of the policy's log standard deviation (continuous)."""
+
+
+@struct.dataclass
+class Hyperparams:
+    """The continuous hyperparameters, traceable: pass a batch of them to ``vmap(train)``."""
+
+    actor_learning_rate: jax.Array
+    critic_learning_rate: jax.Array
+    alpha_learning_rate: jax.Array
+    gamma: jax.Array
+    tau: jax.Array
+    initial_alpha: jax.Array
+    target_entropy_scale: jax.Array
+
+    @classmethod
+    def from_config(cls, config: Config) -> Hyperparams:
+        names = [field.name for field in dataclasses.fields(cls)]
+        # NumPy scalars, not device arrays (see ppo.Hyperparams.from_config).
+        return cls(**{name: np.asarray(getattr(config, name), np.float32) for name in names})
+
+
+# Tuned settings per env, over the defaults. The Pendulum preset is tested to reach -200 in
+# 1e4 env steps (tests/test_offpolicy_learning.py); the Brax one follows Brax's SAC settings.
+PRESETS: dict[str, dict[str, Any]] = {
+    "pendulum": dict(
+        total_steps=10_000, num_envs=1, buffer_size=10_000, learning_starts=1_000,
+        batch_size=256, train_frequency=1, gradient_steps=1, actor_learning_rate=1e-3,
+        critic_learning_rate=1e-3, alpha_learning_rate=1e-3, gamma=0.99, tau=0.005,
+        hidden_sizes=(64, 64), activation="relu",
+    ),
+    "cartpole": dict(
+        total_steps=50_000, num_envs=4, buffer_size=50_000, learning_starts=1_000,
+        batch_size=128, train_frequency=1, gradient_steps=2, actor_learning_rate=1e-3,
+        critic_learning_rate=1e-3, alpha_learning_rate=1e-3, gamma=0.99, tau=0.01,
+        target_entropy_scale=0.5, hidden_sizes=(64, 64),
+    ),
+    "brax-locomotion": dict(
+        total_steps=5_000_000, num_envs=64, buffer_size=1_000_000, learning_starts=8_192,
+        batch_size=256, train_frequency=1, gradient_steps=8, actor_learning_rate=6e-4,
+        critic_learning_rate=6e-4, alpha_learning_rate=6e-4, gamma=0.99, tau=0.005,
+        hidden_sizes=(256, 256),
+    ),
+}
+_PRESET_BY_ENV = {
+    "gymnax/Pendulum-v1": "pendulum",
+    "gymnax/CartPole-v1": "cartpole",
+    **{f"{backend}/{name}": "brax-locomotion"
+       for backend in ("brax", "mjx")
+       for name in ("ant", "halfcheetah", "hopper", "humanoid", "walker2d")},
+}
+
+
+def preset_config(env_id_or_preset: str, **overrides: Any) -> Config:
+    """``Config`` from a preset (by name, or the default one of an env id), then ``overrides``."""
+    if env_id_or_preset in PRESETS:
+        preset = PRESETS[env_id_or_preset]
+    elif "/" in env_id_or_preset:
+        preset = PRESETS.get(_PRESET_BY_ENV.get(env_id_or_preset, ""), {})
+    else:
+        raise ValueError(
+            f"Unknown SAC preset {env_id_or_preset!r}; presets: {', '.join(PRESETS)} "
+            f"(or pass an env id to get its default preset)."
+        )
+    return Config(**{**preset, **overrides})
+
+
+def validate(config: Config, env: Environment, env_params: Any) -> None:
+    """Raise a ``ValueError`` naming the bad setting, before anything compiles."""
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a sac.Config; got {type(config).__name__}.")
+    for name in ("total_steps", "num_envs", "buffer_size", "batch_size", "train_frequency",
+                 "gradient_steps", "num_critics"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    if not isinstance(config.learning_starts, int) or config.learning_starts < 0:
+        raise ValueError(
+            f"learning_starts must be a non-negative integer; got {config.learning_starts!r}."
+        )
+    if config.buffer_size < config.num_envs:
+        raise ValueError(f"buffer_size ({config.buffer_size}) must hold at least one step of "
+                         f"all envs (num_envs = {config.num_envs}).")
+    per_update = config.num_envs * config.train_frequency
+    if config.total_steps - config.learning_starts < per_update:
+        raise ValueError(
+            f"total_steps ({config.total_steps}) leaves no update after learning_starts "
+            f"({config.learning_starts}); one update takes num_envs * train_frequency = "
+            f"{per_update} env steps."
+        )
+    if not 0.0 <= config.gamma <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1]; got {config.gamma!r}.")
+    if not 0.0 < config.tau <= 1.0:
+        raise ValueError(f"tau must be in (0, 1]; got {config.tau!r}.")
+    for name in ("actor_learning_rate", "critic_learning_rate", "alpha_learning_rate",
+                 "initial_alpha"):
+        if not getattr(config, name) > 0:
+            raise ValueError(f"{name} must be positive; got {getattr(config, name)!r}.")
+    if not config.log_std_min < config.log_std_max:
+        raise ValueError(f"log_std_min ({config.log_std_min}) must be below log_std_max "
+                         f"({config.log_std_max}).")
+    if any(not isinstance(w, int) or w <= 0 for w in config.hidden_sizes):
+        raise ValueError(f"hidden_sizes must be positive integers; got {config.hidden_sizes!r}.")
+    activation_by_name(config.activation)
+    action_space = env.action_space(env_params)
+    if isinstance(action_space, spaces.Box):
+        if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+            raise ValueError(f"SAC squashes actions into the bounds, so they must be finite; "
+                             f"{env.name} has {action_space}.")
+    elif not isinstance(action_space, spaces.Discrete):
+        raise ValueError(f"SAC handles Box and Discrete action spaces; {env.name} has "
+                         f"{action_space}.")
+    if not isinstance(env.observation_space(env_params), spaces.Box):
+        raise ValueError(f"SAC needs a Box (array) observation; {env.name} has "
+                         f"{env.observation_space(env_params)}. Wrap it in FlattenObservation.")
+
+
+# --- networks -----------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Networks:
+    """Actor and critic ensemble as pure functions of their params.
+
+    Continuous: the actor gives a tanh-Gaussian over ``[-1, 1]^d`` scaled to the bounds; the
+    critics take ``(observation, action)`` in env units. Discrete: the actor gives logits and
+    the critics all ``num_actions`` values at once.
+    """
+
+    config: Config
+    discrete: bool
+    action_dim: int  # number of actions when discrete
+    action_low: Any = None
+    action_high: Any = None
+
+    @property
+    def actor(self):
+        if self.discrete:
+            return MLP(self.config.hidden_sizes, self.action_dim, self.config.activation, 0.01)
+        return TanhGaussianActor(self.config.hidden_sizes, self.action_dim,
+                                 self.config.activation, self.config.log_std_min,
+                                 self.config.log_std_max)
+
+    @property
+    def critic(self) -> QEnsemble:
+        return QEnsemble(self.config.hidden_sizes, self.config.num_critics,
+                         self.config.activation, self.action_dim if self.discrete else None)
+
+    def init(self, key: jax.Array, observation: jax.Array) -> tuple[Any, Any]:
+        actor_key, critic_key = jax.random.split(key)
+        actor_params = self.actor.init(actor_key, observation)
+        if self.discrete:
+            critic_params = self.critic.init(critic_key, observation)
+        else:
+            critic_params = self.critic.init(critic_key, observation,
+                                             jnp.zeros(self.action_dim, jnp.float32))
+        return actor_params, critic_params
+
+    def sample(self, actor_params, observation, noise):
+        """``(action, log_prob)`` from pre-drawn standard-normal ``noise`` ``(..., d)``
+        (continuous; the action in env units)."""
+        mean, log_std = self.actor.apply(actor_params, observation)
+        unit_action, log_prob = tanh_gaussian_sample(mean, log_std, noise)
+        return scale_to_bounds(unit_action, self.action_low, self.action_high), log_prob
+
+    def greedy(self, actor_params, observation):
+        if self.discrete:
+            return jnp.argmax(self.actor.apply(actor_params, observation), axis=-1)
+        mean, _ = self.actor.apply(actor_params, observation)
+        return scale_to_bounds(jnp.tanh(mean), self.action_low, self.action_high)
+
+    def noise(self, key: jax.Array, batch_shape: tuple[int, ...]) -> jax.Array:
+        """Standard normal noise (continuous) or Gumbel noise (discrete sampling)."""
+        shape = (*batch_shape, self.action_dim)
+        return (jax.random.gumbel if self.discrete else jax.random.normal)(key, shape)
+
+    def act(self, actor_params, observation, noise):
+        """A sampled action for acting in the envs."""
+        if self.discrete:
+            return jnp.argmax(self.actor.apply(actor_params, observation) + noise, axis=-1)
+        return self.sample(actor_params, observation, noise)[0]
+
+
+# --- training state -----------------------------------------------------------------------------
+@struct.dataclass
+class SACState:
+    """Everything a run needs to continue: what a checkpoint saves."""
+
+    actor_params: Any
+    critic_params: Any  # leaves with a leading num_critics axis
+    target_critic_params: Any
+    log_alpha: jax.Array
+    actor_opt_state: Any
+    critic_opt_state: Any
+    alpha_opt_state: Any
+    experience: Experience  # env state, observation, replay buffer
+    key: jax.Array
+    update_step: jax.Array  # int32
+    hparams: Hyperparams
+
+
+def soft_td_target(
+    reward: jax.Array,
+    terminated: jax.Array,
+    next_q_values: jax.Array,
+    next_log_prob: jax.Array,
+    alpha: jax.Array,
+    gamma: jax.Array,
+) -> jax.Array:
+    """SAC's target ``r + gamma (1 - terminated) (min_i Q_i(s', a') - alpha log pi(a'|s'))``.
+
+    ``next_q_values`` ``(num_critics, batch)``; the rest ``(batch,)`` (alpha, gamma scalars).
+    A truncated step is not terminated, so it bootstraps (from the stored final observation).
+    """
+    soft_value = next_q_values.min(axis=0) - alpha * next_log_prob
+    return reward + gamma * (1.0 - terminated.astype(reward.dtype)) * soft_value
+
+
+# --- make_train ---------------------------------------------------------------------------------
+def make_train(config: Config, env: Environment, env_params: Any) -> Train:
+    """Build SAC's pure training run for ``env`` (checked first; see ``Config``)."""
+    validate(config, env, env_params)
+    env = auto_reset_env(env)
+    action_space = env.action_space(env_params)
+    discrete = isinstance(action_space, spaces.Discrete)
+    networks = Networks(
+        config,
+        discrete,
+        action_space.n if discrete else math.prod(action_space.shape),
+        None if discrete else jnp.asarray(action_space.low, jnp.float32),
+        None if discrete else jnp.asarray(action_space.high, jnp.float32),
+    )
+    buffer = ReplayBuffer(config.buffer_size, config.num_envs)
+    collector = ExperienceCollector(env, env_params, buffer)
+    optimizer = optax.scale_by_adam()  # update = -learning_rate * direction (rates traceable)
+    prefill_steps = -(-config.learning_starts // config.num_envs)
+    steps_per_update = config.num_envs * config.train_frequency
+    num_updates = (config.total_steps - prefill_steps * config.num_envs) // steps_per_update
+
+    def target_entropy(hparams: Hyperparams) -> jax.Array:
+        if discrete:
+            return hparams.target_entropy_scale * jnp.log(float(networks.action_dim))
+        return -hparams.target_entropy_scale * networks.action_dim
+
+    def init(key: jax.Array, hparams: Hyperparams) -> SACState:
+        network_key, env_key, prefill_key, key = jax.random.split(key, 4)
+        experience = collector.init(env_key)
+        experience = collector.prefill(experience, prefill_key, prefill_steps)
+        actor_params, critic_params = networks.init(network_key, experience.observation[0])
+        log_alpha = jnp.log(hparams.initial_alpha).astype(jnp.float32)
+        return SACState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_critic_params=critic_params,
+            log_alpha=log_alpha,
+            actor_opt_state=optimizer.init(actor_params),
+            critic_opt_state=optimizer.init(critic_params),
+            alpha_opt_state=optimizer.init(log_alpha),
+            experience=experience,
+            key=key,
+            update_step=jnp.int32(0),
+            hparams=hparams,
+        )
+
+    def apply_gradient(params, opt_state, grads, learning_rate):
+        direction, opt_state = optimizer.update(grads, opt_state, params)
+        return jax.tree.map(lambda p, d: p - learning_rate * d, params, direction), opt_state
+
+    # --- losses (batch leaves are (batch_size, ...))
+    def critic_loss(critic_params, actor_params, target_params, alpha, batch, noise, hparams):
+        if discrete:
+            # Exact expectation over the next action distribution.
+            next_logits = networks.actor.apply(actor_params, batch.next_observation)
+            next_log_probs = jax.nn.log_softmax(next_logits)
+            next_q = networks.critic.apply(target_params, batch.next_observation)
+            soft = (jnp.exp(next_log_probs) * (next_q.min(axis=0) - alpha * next_log_probs))
+            target = batch.reward + hparams.gamma * (
+                1.0 - batch.terminated.astype(jnp.float32)) * soft.sum(-1)
+            q_all = networks.critic.apply(critic_params, batch.observation)
+            q = jnp.take_along_axis(q_all, batch.action[None, :, None], axis=-1)[..., 0]
+        else:
+            next_action, next_log_prob = networks.sample(actor_params, batch.next_observation,
+                                                         noise)
+            next_q = networks.critic.apply(target_params, batch.next_observation, next_action)
+            target = soft_td_target(batch.reward, batch.terminated, next_q, next_log_prob,
+                                    alpha, hparams.gamma)
+            q = networks.critic.apply(critic_params, batch.observation, batch.action)
+        target = jax.lax.stop_gradient(target)
+        loss = 0.5 * jnp.square(q - target).mean(axis=1).sum()  # summed over the ensemble
+        return loss, q.mean()
+
+    def actor_loss(actor_params, critic_params, alpha, observation, noise):
+        if discrete:
+            log_probs = jax.nn.log_softmax(networks.actor.apply(actor_params, observation))
+            q = networks.critic.apply(critic_params, observation).min(axis=0)
+            probs = jnp.exp(log_probs)
+            loss = (probs * (alpha * log_probs - q)).sum(-1).mean()
+            entropy = -(probs * log_probs).sum(-1).mean()
+        else:
+            action, log_prob = networks.sample(actor_params, observation, noise)
+            q = networks.critic.apply(critic_params, observation, action).min(axis=0)
+            loss = (alpha * log_prob - q).mean()
+            entropy = -log_prob.mean()
+        return loss, entropy
+
+    def gradient_step(state: SACState, key: jax.Array):
+        hparams = state.hparams
+        sample_key, target_noise_key, actor_noise_key = jax.random.split(key, 3)
+        batch: Transition = buffer.sample(state.experience.buffer, sample_key, config.batch_size)
+        alpha = jnp.exp(state.log_alpha)
+        noise_shape = (config.batch_size,)
+        (critic_loss_value, q_mean), critic_grads = jax.value_and_grad(critic_loss, has_aux=True)(
+            state.critic_params, state.actor_params, state.target_critic_params, alpha, batch,
+            networks.noise(target_noise_key, noise_shape), hparams,
+        )
+        critic_params, critic_opt_state = apply_gradient(
+            state.critic_params, state.critic_opt_state, critic_grads,
+            hparams.critic_learning_rate,
+        )
+        (actor_loss_value, entropy), actor_grads = jax.value_and_grad(actor_loss, has_aux=True)(
+            state.actor_params, critic_params, alpha, batch.observation,
+            networks.noise(actor_noise_key, noise_shape),
+        )
+        actor_params, actor_opt_state = apply_gradient(
+            state.actor_params, state.actor_opt_state, actor_grads, hparams.actor_learning_rate
+        )
+        log_alpha, alpha_opt_state = state.log_alpha, state.alpha_opt_state
+        if config.autotune_alpha:
+            # Gradient of the usual loss -log_alpha * (target_entropy - entropy): alpha falls
+            # while the policy's entropy is above the target and rises while it is below.
+            alpha_grad = -(target_entropy(hparams) - jax.lax.stop_gradient(entropy))
+            log_alpha, alpha_opt_state = apply_gradient(
+                log_alpha, alpha_opt_state, alpha_grad, hparams.alpha_learning_rate
+            )
+        target_critic_params = optax.incremental_update(
+            critic_params, state.target_critic_params, hparams.tau
+        )
+        state = state.replace(
+            actor_params=actor_params, critic_params=critic_params,
+            target_critic_params=target_critic_params, log_alpha=log_alpha,
+            actor_opt_state=actor_opt_state, critic_opt_state=critic_opt_state,
+            alpha_opt_state=alpha_opt_state,
+        )
+        return state, {"critic_loss": critic_loss_value, "actor_loss": actor_loss_value,
+                       "q_value": q_mean, "entropy": entropy, "alpha": alpha}
+
+    def update(state: SACState) -> tuple[SACState, dict[str, jax.Array]]:
+        key, collect_key, learn_key = jax.random.split(state.key, 3)
+
+        def collect(experience, step_key):
+            noise_key, env_key = jax.random.split(step_key)
+            action = networks.act(state.actor_params, experience.observation,
+                                  networks.noise(noise_key, (config.num_envs,)))
+            return collector.step(experience, env_key, action)
+
+        experience, episode_info = jax.lax.scan(
+            collect, state.experience, jax.random.split(collect_key, config.train_frequency)
+        )
+        state = state.replace(experience=experience)
+        state, losses = jax.lax.scan(
+            gradient_step, state, jax.random.split(learn_key, config.gradient_steps)
+        )
+        metrics = {
+            "env_steps": prefill_steps * config.num_envs
+            + (state.update_step + 1) * steps_per_update,
+            **finished_episode_metrics(episode_info),
+            **jax.tree.map(jnp.mean, losses),
+        }
+        return state.replace(key=key, update_step=state.update_step + 1), metrics
+
+    # --- the trained policy, for evaluation
+    def act(actor_params, key, observation, carry, episode_start, deterministic):
+        observation = jnp.asarray(observation, jnp.float32)
+        if deterministic:
+            return networks.greedy(actor_params, observation), carry
+        noise = networks.noise(key, observation.shape[:-1])
+        return networks.act(actor_params, observation, noise), carry
+
+    def make_policy(state: SACState) -> Policy:
+        return Policy(act, state.actor_params, None)
+
+    return Train(
+        init=init,
+        update=update,
+        num_updates=num_updates,
+        env_steps_per_update=steps_per_update,
+        default_hparams=Hyperparams.from_config(config),
+        make_policy=make_policy,
+        config=config,
+        env_steps_before_updates=prefill_steps * config.num_envs,
+    )
+
+
+# --- command line -------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python algos/sac.py --env gymnax/Pendulum-v1 --seeds 4``: same as ``jaxrl train sac``."""
+    from jaxrl_suite.harness import algorithm_main
+
+    return algorithm_main(sys.modules[__name__], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,407 @@
+"""Twin Delayed DDPG (Fujimoto et al., 2018), the whole run as one jitted program.
+
+Read top to bottom: ``Config`` and presets, the networks, ``make_train`` (collect, the clipped
+double-Q target with target policy smoothing, delayed policy updates), ``main``.
+``make_train(config, env, env_params)`` returns a pure ``train(key, hparams=None)``::
+
+    env, env_params = jaxrl_suite.make("gymnax/Pendulum-v1")
+    train = make_train(preset_config("gymnax/Pendulum-v1"), env, env_params)
+    result = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 4))   # 4 seeds
+
+Continuous (``Box``) actions only. The deterministic actor's tanh output is scaled to the action
+bounds; exploration adds Gaussian noise of ``exploration_noise`` times the half-range. The twin
+critics are one ``vmap``-ed ensemble (``QEnsemble``).
+
+One update is ``train_frequency`` steps of all envs into the replay buffer, then
+``gradient_steps`` critic steps, with an actor step and a target update after every
+``policy_delay``-th critic step. The schedule is static (``gradient_steps`` is a multiple of
+``policy_delay``), so the delayed update costs no branch. ``learning_starts`` env steps of
+uniformly random actions fill the buffer inside ``init``. A truncated step bootstraps from the
+stored ``next_observation`` (``info["final_observation"]``); a terminated one does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from jaxrl_suite import spaces
+from jaxrl_suite.buffers import ReplayBuffer, Transition
+from jaxrl_suite.environment import Environment
+from jaxrl_suite.evaluation import Policy
+from jaxrl_suite.networks import DeterministicActor, QEnsemble, activation_by_name, scale_to_bounds
+from jaxrl_suite.offpolicy import (
+    Experience,
+    ExperienceCollector,
+    auto_reset_env,
+    finished_episode_metrics,
+)
+from jaxrl_suite.training import Train
+
+__all__ = ["Config", "Hyperparams", "TD3State", "PRESETS", "make_train", "preset_config",
+           "td3_target", "main"]
+
+NAME = "td3"
+
+
+# --- configuration ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """TD3 settings. Defaults follow the paper's (and CleanRL's) MuJoCo settings.
+
+    Shapes and counts are static; the floats marked *traceable* are also fields of
+    ``Hyperparams`` and can be swept under ``vmap``. Noise scales are fractions of the action
+    half-range ``(high - low) / 2``.
+    """
+
+    total_steps: int = 1_000_000
+    """Env steps in the whole run over all parallel envs, learning_starts included."""
+    num_envs: int = 1
+    """Parallel envs (vmapped)."""
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions."""
+    learning_starts: int = 25_000
+    """Env steps of uniformly random actions that fill the buffer before learning."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    train_frequency: int = 2
+    """Vectorised env steps per update (each is num_envs transitions)."""
+    gradient_steps: int = 2
+    """Critic steps per update, a multiple of policy_delay."""
+    policy_delay: int = 2
+    """Critic steps per actor step (and per target update)."""
+    actor_learning_rate: float = 3e-4
+    """Adam step size of the actor (traceable)."""
+    critic_learning_rate: float = 3e-4
+    """Adam step size of the critics (traceable)."""
+    gamma: float = 0.99
+    """Discount (traceable)."""
+    tau: float = 0.005
+    """Polyak rate of the target actor and critics (traceable)."""
+    exploration_noise: float = 0.1
+    """Std of the Gaussian noise added to actions while collecting (traceable)."""
+    target_noise: float = 0.2
+    """Std of the target policy smoothing noise (traceable)."""
+    target_noise_clip: float = 0.5
+    """Clip of the target policy smoothing noise (traceable)."""
+    num_critics: int = 2
+    """Q-networks in the ensemble; the target uses their minimum."""
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the actor and of each critic."""
+    activation: str = "relu"
+    """relu, tanh, gelu, silu or elu."""
+
+
+@struct.dataclass
+class Hyperparams:
+    """The continuous hyperparameters, traceable: pass a batch of them to ``vmap(train)``."""
+
+    actor_learning_rate: jax.Array
+    critic_learning_rate: jax.Array
+    gamma: jax.Array
+    tau: jax.Array
+    exploration_noise: jax.Array
+    target_noise: jax.Array
+    target_noise_clip: jax.Array
+
+    @classmethod
+    def from_config(cls, config: Config) -> Hyperparams:
+        names = [field.name for field in dataclasses.fields(cls)]
+        return cls(**{name: np.asarray(getattr(config, name), np.float32) for name in names})
+
+
+# Tuned settings per env over the defaults. Pendulum is tested to reach -200 within 1e4 env
+# steps (tests/test_offpolicy_learning.py).
+PRESETS: dict[str, dict[str, Any]] = {
+    "pendulum": dict(
+        total_steps=10_000, num_envs=1, buffer_size=10_000, learning_starts=1_000,
+        batch_size=256, train_frequency=2, gradient_steps=2, policy_delay=2,
+        actor_learning_rate=1e-3, critic_learning_rate=1e-3, gamma=0.99, tau=0.01,
+        exploration_noise=0.1, target_noise=0.2, target_noise_clip=0.5, hidden_sizes=(64, 64),
+    ),
+    "brax-locomotion": dict(
+        total_steps=5_000_000, num_envs=64, buffer_size=1_000_000, learning_starts=8_192,
+        batch_size=256, train_frequency=1, gradient_steps=8, policy_delay=2,
+        actor_learning_rate=3e-4, critic_learning_rate=3e-4, hidden_sizes=(256, 256),
+    ),
+}
+_PRESET_BY_ENV = {
+    "gymnax/Pendulum-v1": "pendulum",
+    "gymnax/MountainCarContinuous-v0": "pendulum",
+    **{f"{backend}/{name}": "brax-locomotion"
+       for backend in ("brax", "mjx")
+       for name in ("ant", "halfcheetah", "hopper", "humanoid", "walker2d")},
+}
+
+
+def preset_config(env_id_or_preset: str, **overrides: Any) -> Config:
+    """``Config`` from a preset (by name, or the default one of an env id), then ``overrides``."""
+    if env_id_or_preset in PRESETS:
+        preset = PRESETS[env_id_or_preset]
+    elif "/" in env_id_or_preset:
+        preset = PRESETS.get(_PRESET_BY_ENV.get(env_id_or_preset, ""), {})
+    else:
+        raise ValueError(
+            f"Unknown TD3 preset {env_id_or_preset!r}; presets: {', '.join(PRESETS)} "
+            f"(or pass an env id to get its default preset)."
+        )
+    return Config(**{**preset, **overrides})
+
+
+def validate(config: Config, env: Environment, env_params: Any) -> None:
+    """Raise a ``ValueError`` naming the bad setting, before anything compiles."""
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a td3.Config; got {type(config).__name__}.")
+    for name in ("total_steps", "num_envs", "buffer_size", "batch_size", "train_frequency",
+                 "gradient_steps", "policy_delay", "num_critics"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    if not isinstance(config.learning_starts, int) or config.learning_starts < 0:
+        raise ValueError(
+            f"learning_starts must be a non-negative integer; got {config.learning_starts!r}."
+        )
+    if config.gradient_steps % config.policy_delay:
+        raise ValueError(
+            f"gradient_steps ({config.gradient_steps}) must be a multiple of policy_delay "
+            f"({config.policy_delay}): each update runs whole delay cycles."
+        )
+    if config.buffer_size < config.num_envs:
+        raise ValueError(f"buffer_size ({config.buffer_size}) must hold at least one step of "
+                         f"all envs (num_envs = {config.num_envs}).")
+    per_update = config.num_envs * config.train_frequency
+    if config.total_steps - config.learning_starts < per_update:
+        raise ValueError(
+            f"total_steps ({config.total_steps}) leaves no update after learning_starts "
+            f"({config.learning_starts}); one update takes num_envs * train_frequency = "
+            f"{per_update} env steps."
+        )
+    if not 0.0 <= config.gamma <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1]; got {config.gamma!r}.")
+    if not 0.0 < config.tau <= 1.0:
+        raise ValueError(f"tau must be in (0, 1]; got {config.tau!r}.")
+    for name in ("actor_learning_rate", "critic_learning_rate"):
+        if not getattr(config, name) > 0:
+            raise ValueError(f"{name} must be positive; got {getattr(config, name)!r}.")
+    for name in ("exploration_noise", "target_noise", "target_noise_clip"):
+        if not getattr(config, name) >= 0:
+            raise ValueError(f"{name} must be non-negative; got {getattr(config, name)!r}.")
+    if any(not isinstance(w, int) or w <= 0 for w in config.hidden_sizes):
+        raise ValueError(f"hidden_sizes must be positive integers; got {config.hidden_sizes!r}.")
+    activation_by_name(config.activation)
+    action_space = env.action_space(env_params)
+    if not isinstance(action_space, spaces.Box):
+        raise ValueError(f"TD3 handles Box (continuous) action spaces; {env.name} has "
+                         f"{action_space}. Use DQN or SAC for discrete actions.")
+    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+        raise ValueError(f"TD3 scales its tanh actor to the action bounds, so they must be "
+                         f"finite; {env.name} has {action_space}.")
+    if not isinstance(env.observation_space(env_params), spaces.Box):
+        raise ValueError(f"TD3 needs a Box (array) observation; {env.name} has "
+                         f"{env.observation_space(env_params)}. Wrap it in FlattenObservation.")
+
+
+# --- training state -----------------------------------------------------------------------------
+@struct.dataclass
+class TD3State:
+    """Everything a run needs to continue: what a checkpoint saves."""
+
+    actor_params: Any
+    critic_params: Any  # leaves with a leading num_critics axis
+    target_actor_params: Any
+    target_critic_params: Any
+    actor_opt_state: Any
+    critic_opt_state: Any
+    experience: Experience
+    key: jax.Array
+    update_step: jax.Array  # int32
+    hparams: Hyperparams
+
+
+def td3_target(
+    reward: jax.Array, terminated: jax.Array, next_q_values: jax.Array, gamma: jax.Array
+) -> jax.Array:
+    """Clipped double-Q target ``r + gamma (1 - terminated) min_i Q'_i(s', a~')``.
+
+    ``next_q_values`` ``(num_critics, batch)`` at the smoothed target action; the rest
+    ``(batch,)``. A truncated step is not terminated, so it bootstraps.
+    """
+    return reward + gamma * (1.0 - terminated.astype(reward.dtype)) * next_q_values.min(axis=0)
+
+
+# --- make_train ---------------------------------------------------------------------------------
+def make_train(config: Config, env: Environment, env_params: Any) -> Train:
+    """Build TD3's pure training run for ``env`` (checked first; see ``Config``)."""
+    validate(config, env, env_params)
+    env = auto_reset_env(env)
+    action_space = env.action_space(env_params)
+    action_dim = math.prod(action_space.shape)
+    low = jnp.asarray(action_space.low, jnp.float32)
+    high = jnp.asarray(action_space.high, jnp.float32)
+    half_range = (high - low) / 2.0
+    actor = DeterministicActor(config.hidden_sizes, action_dim, config.activation)
+    critic = QEnsemble(config.hidden_sizes, config.num_critics, config.activation)
+    buffer = ReplayBuffer(config.buffer_size, config.num_envs)
+    collector = ExperienceCollector(env, env_params, buffer)
+    optimizer = optax.scale_by_adam()  # update = -learning_rate * direction (rates traceable)
+    prefill_steps = -(-config.learning_starts // config.num_envs)
+    steps_per_update = config.num_envs * config.train_frequency
+    num_updates = (config.total_steps - prefill_steps * config.num_envs) // steps_per_update
+    cycles_per_update = config.gradient_steps // config.policy_delay
+
+    def policy(actor_params, observation):
+        return scale_to_bounds(actor.apply(actor_params, observation), low, high)
+
+    def init(key: jax.Array, hparams: Hyperparams) -> TD3State:
+        actor_key, critic_key, env_key, prefill_key, key = jax.random.split(key, 5)
+        experience = collector.init(env_key)
+        experience = collector.prefill(experience, prefill_key, prefill_steps)
+        observation = experience.observation[0]
+        actor_params = actor.init(actor_key, observation)
+        critic_params = critic.init(critic_key, observation, jnp.zeros(action_dim, jnp.float32))
+        return TD3State(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_actor_params=actor_params,
+            target_critic_params=critic_params,
+            actor_opt_state=optimizer.init(actor_params),
+            critic_opt_state=optimizer.init(critic_params),
+            experience=experience,
+            key=key,
+            update_step=jnp.int32(0),
+            hparams=hparams,
+        )
+
+    def apply_gradient(params, opt_state, grads, learning_rate):
+        direction, opt_state = optimizer.update(grads, opt_state, params)
+        return jax.tree.map(lambda p, d: p - learning_rate * d, params, direction), opt_state
+
+    # --- losses (batch leaves are (batch_size, ...))
+    def critic_loss(critic_params, state: TD3State, batch: Transition, noise: jax.Array):
+        hparams = state.hparams
+        # Target policy smoothing: clipped noise on the target actor's action.
+        smoothing = jnp.clip(noise * hparams.target_noise, -hparams.target_noise_clip,
+                             hparams.target_noise_clip) * half_range
+        next_action = jnp.clip(
+            policy(state.target_actor_params, batch.next_observation) + smoothing, low, high
+        )
+        next_q = critic.apply(state.target_critic_params, batch.next_observation, next_action)
+        target = jax.lax.stop_gradient(
+            td3_target(batch.reward, batch.terminated, next_q, hparams.gamma)
+        )
+        q = critic.apply(critic_params, batch.observation, batch.action)
+        return 0.5 * jnp.square(q - target).mean(axis=1).sum(), q.mean()
+
+    def actor_loss(actor_params, critic_params, observation):
+        action = policy(actor_params, observation)
+        # The first critic only, as in the paper.
+        return -critic.apply(critic_params, observation, action)[0].mean()
+
+    def critic_step(state: TD3State, key: jax.Array):
+        sample_key, noise_key = jax.random.split(key)
+        batch = buffer.sample(state.experience.buffer, sample_key, config.batch_size)
+        noise = jax.random.normal(noise_key, (config.batch_size, action_dim))
+        (loss, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(
+            state.critic_params, state, batch, noise
+        )
+        critic_params, critic_opt_state = apply_gradient(
+            state.critic_params, state.critic_opt_state, grads,
+            state.hparams.critic_learning_rate,
+        )
+        state = state.replace(critic_params=critic_params, critic_opt_state=critic_opt_state)
+        return state, (loss, q_mean, batch.observation)
+
+    def delay_cycle(state: TD3State, key: jax.Array):
+        """``policy_delay`` critic steps, then one actor step and the target updates."""
+        state, (critic_losses, q_means, observations) = jax.lax.scan(
+            critic_step, state, jax.random.split(key, config.policy_delay)
+        )
+        hparams = state.hparams
+        loss, grads = jax.value_and_grad(actor_loss)(
+            state.actor_params, state.critic_params, observations[-1]
+        )
+        actor_params, actor_opt_state = apply_gradient(
+            state.actor_params, state.actor_opt_state, grads, hparams.actor_learning_rate
+        )
+        state = state.replace(
+            actor_params=actor_params,
+            actor_opt_state=actor_opt_state,
+            target_actor_params=optax.incremental_update(
+                actor_params, state.target_actor_params, hparams.tau),
+            target_critic_params=optax.incremental_update(
+                state.critic_params, state.target_critic_params, hparams.tau),
+        )
+        return state, {"critic_loss": critic_losses.mean(), "q_value": q_means.mean(),
+                       "actor_loss": loss}
+
+    def update(state: TD3State) -> tuple[TD3State, dict[str, jax.Array]]:
+        key, collect_key, learn_key = jax.random.split(state.key, 3)
+        hparams = state.hparams
+
+        def collect(experience, step_key):
+            noise_key, env_key = jax.random.split(step_key)
+            noise = jax.random.normal(noise_key, (config.num_envs, action_dim))
+            action = jnp.clip(
+                policy(state.actor_params, experience.observation)
+                + hparams.exploration_noise * half_range * noise, low, high,
+            )
+            return collector.step(experience, env_key, action)
+
+        experience, episode_info = jax.lax.scan(
+            collect, state.experience, jax.random.split(collect_key, config.train_frequency)
+        )
+        state = state.replace(experience=experience)
+        state, losses = jax.lax.scan(
+            delay_cycle, state, jax.random.split(learn_key, cycles_per_update)
+        )
+        metrics = {
+            "env_steps": prefill_steps * config.num_envs
+            + (state.update_step + 1) * steps_per_update,
+            **finished_episode_metrics(episode_info),
+            **jax.tree.map(jnp.mean, losses),
+        }
+        return state.replace(key=key, update_step=state.update_step + 1), metrics
+
+    # --- the trained policy, for evaluation (deterministic or with the exploration noise)
+    def act(policy_params, key, observation, carry, episode_start, deterministic):
+        actor_params, exploration_noise = policy_params
+        action = policy(actor_params, jnp.asarray(observation, jnp.float32))
+        if not deterministic:
+            noise = jax.random.normal(key, action.shape)
+            action = jnp.clip(action + exploration_noise * half_range * noise, low, high)
+        return action, carry
+
+    def make_policy(state: TD3State) -> Policy:
+        return Policy(act, (state.actor_params, state.hparams.exploration_noise), None)
+
+    return Train(
+        init=init,
+        update=update,
+        num_updates=num_updates,
+        env_steps_per_update=steps_per_update,
+        default_hparams=Hyperparams.from_config(config),
+        make_policy=make_policy,
+        config=config,
+        env_steps_before_updates=prefill_steps * config.num_envs,
+    )
+
+
+# --- command line -------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python algos/td3.py --env gymnax/Pendulum-v1 --seeds 4``: same as ``jaxrl train td3``."""
+    from jaxrl_suite.harness import algorithm_main
+
+    return algorithm_main(sys.modules[__name__], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
