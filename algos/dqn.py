@@ -79,6 +79,8 @@ class Config:
     """Gradient steps per update."""
     learning_rate: float = 2.5e-4
     """Adam step size (traceable)."""
+    anneal_lr: bool = False
+    """Decay the learning rate linearly to 0 over the run (steadies the final policy)."""
     gamma: float = 0.99
     """Discount (traceable)."""
     tau: float = 1.0
@@ -143,7 +145,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         total_steps=100_000, num_envs=10, buffer_size=50_000, learning_starts=5_000,
         batch_size=100, train_frequency=1, gradient_steps=5, learning_rate=1e-3, gamma=0.99,
         tau=0.02, target_update_interval=1, epsilon_start=1.0, epsilon_end=0.05,
-        exploration_fraction=0.5, double_q=True, dueling=False, max_grad_norm=10.0,
+        exploration_fraction=0.5, double_q=True, dueling=True, n_step=3, max_grad_norm=10.0,
         hidden_sizes=(64, 64), activation="silu",
     ),
     "acrobot": dict(
@@ -352,8 +354,10 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
             scale = jnp.minimum(1.0, config.max_grad_norm / (grad_norm + 1e-12))
             grads = jax.tree.map(lambda g: g * scale, grads)
         direction, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = jax.tree.map(lambda p, d: p - state.hparams.learning_rate * d, state.params,
-                              direction)
+        learning_rate = state.hparams.learning_rate
+        if config.anneal_lr:
+            learning_rate = learning_rate * (1.0 - state.update_step / num_updates)
+        params = jax.tree.map(lambda p, d: p - learning_rate * d, state.params, direction)
         experience = state.experience
         if config.prioritized:
             priorities = (jnp.abs(td_error) + config.priority_epsilon) ** (

@@ -295,20 +295,24 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """As ``sample_prioritized``, from pre-drawn uniforms ``(batch,)`` in [0, 1)."""
         batch_size = uniform.shape[0]
         total = state.tree[1]
-        targets = (jnp.arange(batch_size) + uniform) / batch_size * total
+        segment = jnp.arange(batch_size, dtype=jnp.float32)
+        upper = (segment + 1.0) / batch_size * total
+        # In float32, (i + u) rounds up to i + 1 for u close to 1: keep each target strictly
+        # inside its own segment (and below the total).
+        targets = jnp.minimum((segment + uniform) / batch_size * total,
+                              jnp.nextafter(upper, jnp.zeros_like(upper)))
         nodes = jnp.ones(batch_size, jnp.int32)
         for _ in range(self.depth):
             left = 2 * nodes
-            left_mass = state.tree[left]
-            go_right = targets >= left_mass
+            left_mass, right_mass = state.tree[left], state.tree[left + 1]
+            # Never step into a child without mass, whatever round-off did to the target: the
+            # walk then always ends on a leaf with positive priority (if the tree has any).
+            go_right = jnp.where(
+                right_mass <= 0, False, jnp.where(left_mass <= 0, True, targets >= left_mass)
+            )
             targets = jnp.where(go_right, targets - left_mass, targets)
             nodes = jnp.where(go_right, left + 1, left)
-        rows = nodes - self.leaves
-        # Float round-off can walk into an empty leaf past the stored rows; fall back to the
-        # newest written row, which always has a priority.
-        newest = ((state.position - 1) % self.blocks) * self.num_envs
-        valid = (rows < self.num_items(state)) & (state.tree[nodes] > 0)
-        rows = jnp.where(valid, rows, newest)
+        rows = jnp.where(total > 0, nodes - self.leaves, 0)  # an empty buffer: row 0
         probability = state.tree[rows + self.leaves] / jnp.maximum(total, 1e-30)
         count = jnp.maximum(self.num_items(state), 1).astype(jnp.float32)
         weights = (count * jnp.maximum(probability, 1e-30)) ** (-beta)

@@ -125,3 +125,11 @@ class ConstantRewardEnv(Environment):
         truncated = state.time >= params.max_steps_in_episode
         return (jnp.ones(1, jnp.float32), state, jnp.float32(1.0), jnp.bool_(False), truncated,
                 {})
+
+
+class ContinuousConstantRewardEnv(ConstantRewardEnv):
+    """``ConstantRewardEnv`` with a continuous action ``Box(-1, 1, (1,))`` (ignored): the same
+    true value 1 / (1 - gamma) for every state and action."""
+
+    def action_space(self, params=None) -> spaces.Box:
+        return spaces.Box(-1.0, 1.0, (1,), jnp.float32)
