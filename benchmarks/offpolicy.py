@@ -38,12 +38,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import jax
-import numpy as np
+from jaxrl_suite.sharding import seed_mesh, shard_seeds, use_all_cpu_cores
 
-import jaxrl_suite
-from jaxrl_suite import spaces
-from jaxrl_suite.evaluation import evaluate
+use_all_cpu_cores()  # one XLA device per core, as the jaxrl command does (before JAX starts)
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import jaxrl_suite  # noqa: E402
+from jaxrl_suite import spaces  # noqa: E402
+from jaxrl_suite.evaluation import evaluate  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "rejax_runner.py"
@@ -320,27 +324,37 @@ def time_ours(algo: str, env_name: str, train: Any, seed_counts: list[int], base
     results = []
     for num_seeds in seed_counts:
         keys = jax.random.split(jax.random.key(base_seed), num_seeds)
-        function, argument = ((train_and_evaluate, keys[0]) if num_seeds == 1
-                              else (jax.vmap(train_and_evaluate), keys))
-        start = time.perf_counter()
-        compiled = jax.jit(function).lower(argument).compile()
-        compile_s = time.perf_counter() - start
-        run_times, returns = [], None
-        for _ in range(repeats):
+        # One device: what jax.jit(jax.vmap(train)) does by default. Sharded: the seeds split
+        # over the CPU devices (one per core), as the jaxrl command's harness runs them.
+        layouts = [("1 device", jax.device_put(keys, jax.devices()[0]))]
+        mesh = seed_mesh(num_seeds)
+        if num_seeds > 1 and mesh is not None:
+            layouts.append((f"{mesh.size} devices", shard_seeds(keys, num_seeds)))
+        for layout, placed in layouts:
+            function, argument = ((train_and_evaluate, placed[0]) if num_seeds == 1
+                                  else (jax.vmap(train_and_evaluate), placed))
             start = time.perf_counter()
-            _, returns = jax.block_until_ready(compiled(argument))
-            run_times.append(time.perf_counter() - start)
-        per_seed = np.asarray(returns).reshape(num_seeds, EVAL_EPISODES).mean(axis=1)
-        results.append({"seeds": num_seeds, "compile_s": compile_s, "run_s": min(run_times),
-                        "run_times_s": run_times, "final_return": float(per_seed.mean()),
-                        "final_return_per_seed": per_seed.tolist()})
-        print(f"  ours  {algo} {num_seeds} seed(s): compile {compile_s:.1f} s, "
-              f"run {min(run_times):.2f} s, return {per_seed.mean():.1f}", file=sys.stderr)
+            compiled = jax.jit(function).lower(argument).compile()
+            compile_s = time.perf_counter() - start
+            run_times, returns = [], None
+            for _ in range(repeats):
+                start = time.perf_counter()
+                _, returns = jax.block_until_ready(compiled(argument))
+                run_times.append(time.perf_counter() - start)
+            per_seed = np.asarray(returns).reshape(num_seeds, EVAL_EPISODES).mean(axis=1)
+            results.append({"seeds": num_seeds, "layout": layout, "compile_s": compile_s,
+                            "run_s": min(run_times), "run_times_s": run_times,
+                            "final_return": float(per_seed.mean()),
+                            "final_return_per_seed": per_seed.tolist()})
+            print(f"  ours  {algo} {num_seeds} seed(s), {layout}: compile {compile_s:.1f} s, "
+                  f"run {min(run_times):.2f} s, return {per_seed.mean():.1f}", file=sys.stderr)
     return results
 
 
 def time_rejax(python: str, spec: dict) -> dict:
-    environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    # rejax runs as it would by default: one CPU device (our device-count flag is not passed).
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("PYTHONPATH", "VIRTUAL_ENV", "XLA_FLAGS")}
     completed = subprocess.run([python, str(RUNNER)], input=json.dumps(spec), text=True,
                                capture_output=True, env=environ, cwd=HERE)
     lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
@@ -391,13 +405,13 @@ def ratio(ours: float, theirs: float) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    header = ("algo", "env", "seeds", "compile ours", "rejax", "ratio", "run ours", "rejax",
-              "ratio", "return ours", "rejax")
+    header = ("algo", "env", "seeds", "ours on", "compile ours", "rejax", "ratio", "run ours",
+              "rejax", "ratio", "return ours", "rejax")
     table = [header]
     for row in rows:
         ours, theirs = row["ours"], row["rejax"]
         table.append((
-            row["algo"], row["env"], str(ours["seeds"]),
+            row["algo"], row["env"], str(ours["seeds"]), ours["layout"],
             f"{ours['compile_s']:.1f} s", f"{theirs['compile_s']:.1f} s",
             ratio(ours["compile_s"], theirs["compile_s"]),
             f"{ours['run_s']:.2f} s", f"{theirs['run_s']:.2f} s",
@@ -495,9 +509,10 @@ def main(argv: list[str] | None = None) -> int:
                 "seeds": args.seeds, "base_seed": args.base_seed, "repeats": args.repeats}
         theirs = time_rejax(rejax_python, spec)
         rejax_versions = theirs["versions"]
-        for ours_result, theirs_result in zip(ours, theirs["results"]):
+        by_seeds = {result["seeds"]: result for result in theirs["results"]}
+        for ours_result in ours:  # rejax runs each seed count once, on one device
             rows.append({"algo": algo, "env": env_name, "ours": ours_result,
-                         "rejax": theirs_result})
+                         "rejax": by_seeds[ours_result["seeds"]]})
         notes = notes + (SAC_NOTES if algo == "sac" else [])
         settings.append((algo, env_name, config, spec, theirs, our_schedule(algo, config, train),
                          rejax_schedule(algo, rejax_config), notes))
@@ -513,6 +528,9 @@ def main(argv: list[str] | None = None) -> int:
               + f", in a subprocess ({rejax_python}), run after ours, never concurrently.")
     print(f"Compile: jax.jit(f).lower(keys).compile(). Run: best of {args.repeats}, "
           f"block_until_ready, compile excluded. N seeds > 1: jax.vmap over N keys, one jit.")
+    print("'ours on': 1 device is plain jax.jit(jax.vmap(train)) on one CPU device (as rejax "
+          "runs); 'K devices' splits the seeds over K CPU devices, one per core, as the jaxrl "
+          "command does (XLA runs these small matmuls on one core per device).")
     print(f"Both timed runs include a final evaluation of {EVAL_EPISODES} episodes (rejax: "
           f"eval_freq = total_timesteps, skip_initial_evaluation; ours: evaluate() of "
           f"{EVAL_EPISODES} deterministic episodes inside the same jit). Returns: that "

@@ -36,11 +36,16 @@ def _keys_to_data(tree: Any) -> Any:
 
 
 def _abstract(tree: Any) -> Any:
+    """Shapes, dtypes and (for device arrays) shardings to restore into: a state sharded over
+    devices comes back sharded the same way."""
+
     def leaf(x: Any) -> jax.ShapeDtypeStruct:
+        sharding = getattr(x, "sharding", None)
         if _is_key(x):
-            return jax.eval_shape(jax.random.key_data, x)
+            data = jax.eval_shape(jax.random.key_data, x)
+            return jax.ShapeDtypeStruct(data.shape, data.dtype, sharding=sharding)
         dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
-        return jax.ShapeDtypeStruct(np.shape(x), dtype)
+        return jax.ShapeDtypeStruct(np.shape(x), dtype, sharding=sharding)
 
     return jax.tree.map(leaf, tree)
 

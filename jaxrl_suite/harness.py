@@ -41,6 +41,7 @@ from jaxrl_suite import sinks as sinks_lib
 from jaxrl_suite.checkpoints import Checkpointer, config_fingerprint
 from jaxrl_suite.evaluation import evaluate
 from jaxrl_suite.registry import make
+from jaxrl_suite.sharding import shard_seeds, use_all_cpu_cores
 from jaxrl_suite.training import Train, TrainResult
 
 __all__ = [
@@ -278,12 +279,14 @@ def run_training(
             indent=2, default=list,
         ))
 
-    states = train.initial_states(_seed_keys(options), hparams)
+    # Seeds split over the local devices (several CPU devices when use_all_cpu_cores ran).
+    states = shard_seeds(train.initial_states(_seed_keys(options), hparams), options.seeds)
 
     checkpointer = Checkpointer(run_dir / "checkpoints")
     first_update = 0
     if options.resume is not None and checkpointer.latest_update() is not None:
         states, first_update = checkpointer.restore(states, fingerprint)
+        states = shard_seeds(states, options.seeds)
         _truncate_csv(run_dir / "metrics.csv", first_update)
 
     sinks: list[sinks_lib.MetricSink] = []
@@ -489,6 +492,7 @@ def algorithm_main(algorithm: types.ModuleType, argv: Sequence[str] | None = Non
 
     import tyro
 
+    use_all_cpu_cores()  # before any computation: seeds then spread over every core
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--env", default=RunOptions.env)
