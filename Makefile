@@ -26,6 +26,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/env_throughput.py
 	$(PY) benchmarks/ppo_cartpole.py
+	$(PY) benchmarks/offpolicy.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -13,10 +13,12 @@ n-step returns. When the buffer is full the oldest block is overwritten.
 the priorities, stratified sampling, importance weights ``(N P(i))^-beta`` normalised by their
 maximum, and new transitions entered at the highest priority seen so far.
 
-Why not flashbax: its buffers keep a ``(add_batch, time)`` layout with their own add/sample
-protocol and no fixed-size sum tree that survives ``vmap`` over seeds with per-seed priorities in
-one array; measured on this project's off-policy loop it was no faster than these ~200 lines (see
-``benchmarks/offpolicy.py``), so the project keeps its own.
+Why not flashbax: measured with ``benchmarks/replay_buffer.py`` (add one vectorised step, draw a
+minibatch of 256, 10k times in one jit, 2-core CPU), flashbax 0.1.3's flat buffer took 2.4-4.4x
+as long as this one (ratios ours/flashbax 0.23-0.42 over two runs, 1 or 8 envs, 1 or 8 vmapped
+seeds), and
+n-step sequences and the sum tree are simple here on the flat layout, so the project keeps its
+own.
 """
 
 from __future__ import annotations

@@ -69,6 +69,13 @@ def test_td3_learns_pendulum_within_1e4_steps():
 
 
 @pytest.mark.slow
+def test_discrete_sac_learns_cartpole():
+    train, result, greedy = trained("sac", "gymnax/CartPole-v1")
+    assert int(result.metrics["env_steps"][0, -1]) <= 50_000
+    assert greedy.mean() >= 400, greedy  # measured 486 (500, 443, 500, 500) with other keys
+
+
+@pytest.mark.slow
 def test_training_metrics_are_per_update_and_count_env_steps():
     train, result, _ = trained("sac", "gymnax/Pendulum-v1")
     steps = np.asarray(result.metrics["env_steps"][0])
