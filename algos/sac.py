@@ -134,12 +134,14 @@ class Hyperparams:
 
 
 # Tuned settings per env, over the defaults. The Pendulum preset is tested to reach -200 in
-# 1e4 env steps (tests/test_offpolicy_learning.py); the Brax one follows Brax's SAC settings.
+# 1e4 env steps and the CartPole one (discrete SAC) 400 in 5e4 (tests/test_offpolicy.py); the
+# Brax one follows Brax's SAC settings. On Pendulum, tau 0.01 rather than 0.005 took 16-seed
+# greedy means from -208 and -175 to -153 and -144, with no seed below -200.
 PRESETS: dict[str, dict[str, Any]] = {
     "pendulum": dict(
         total_steps=10_000, num_envs=1, buffer_size=10_000, learning_starts=1_000,
         batch_size=256, train_frequency=1, gradient_steps=1, actor_learning_rate=1e-3,
-        critic_learning_rate=1e-3, alpha_learning_rate=1e-3, gamma=0.99, tau=0.005,
+        critic_learning_rate=1e-3, alpha_learning_rate=1e-3, gamma=0.99, tau=0.01,
         hidden_sizes=(64, 64), activation="relu",
     ),
     "cartpole": dict(

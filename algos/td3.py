@@ -120,7 +120,8 @@ class Hyperparams:
 
 
 # Tuned settings per env over the defaults. Pendulum is tested to reach -200 within 1e4 env
-# steps (tests/test_offpolicy_learning.py).
+# steps (tests/test_offpolicy.py); tau 0.01 instead of 0.005 took its 4-seed greedy mean from
+# -350 to -138.
 PRESETS: dict[str, dict[str, Any]] = {
     "pendulum": dict(
         total_steps=10_000, num_envs=1, buffer_size=10_000, learning_starts=1_000,

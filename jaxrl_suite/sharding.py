@@ -28,9 +28,16 @@ _DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 
 
 def use_all_cpu_cores() -> bool:
-    """Ask XLA for one CPU device per core, unless ``XLA_FLAGS`` already sets a count or JAX is
-    told to use another platform. Only takes effect before JAX initialises its backends (the
-    first computation); returns whether the flag was added."""
+    """Ask XLA for one CPU device per core, unless ``XLA_FLAGS`` already sets a count, JAX is
+    told to use another platform, or JAX has already started (the flag would change nothing in
+    this process and would only leak into its child processes). Returns whether it was added."""
+    try:
+        from jax._src import xla_bridge
+
+        if xla_bridge.backends_are_initialized():
+            return False
+    except (ImportError, AttributeError):  # a JAX without this private check: go by the flags
+        pass
     flags = os.environ.get("XLA_FLAGS", "")
     platforms = os.environ.get("JAX_PLATFORMS", "")
     if _DEVICE_COUNT_FLAG in flags or (platforms and "cpu" not in platforms.split(",")):

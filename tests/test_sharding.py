@@ -71,16 +71,35 @@ def test_one_device_or_indivisible_seeds_leave_the_state_alone():
     assert seed_mesh(3, devices) is None
 
 
-def test_use_all_cpu_cores_respects_an_explicit_device_count(monkeypatch):
-    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=3")
-    assert use_all_cpu_cores() is False
-    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=3"
-    monkeypatch.setenv("XLA_FLAGS", "")
-    monkeypatch.setenv("JAX_PLATFORMS", "cuda")
-    assert use_all_cpu_cores() is False
-    monkeypatch.setenv("JAX_PLATFORMS", "")
+CORES_SCRIPT = textwrap.dedent("""
+    import os
+    from jaxrl_suite.sharding import use_all_cpu_cores
     added = use_all_cpu_cores()
-    assert added == (len(os.sched_getaffinity(0)) > 1)
-    if added:
-        assert os.environ["XLA_FLAGS"].endswith(
-            f"--xla_force_host_platform_device_count={len(os.sched_getaffinity(0))}")
+    import jax
+    print(added, len(jax.devices()), os.environ.get("XLA_FLAGS", ""))
+    print(use_all_cpu_cores())  # JAX has started: nothing more is changed
+""")
+
+
+def run_cores_script(**environment) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    completed = subprocess.run([sys.executable, "-c", CORES_SCRIPT], capture_output=True,
+                               text=True, timeout=120, env={**env, **environment})
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return completed.stdout.split("\n")
+
+
+def test_use_all_cpu_cores_gives_one_device_per_core_unless_told_otherwise():
+    cores = len(os.sched_getaffinity(0))
+    first, second = run_cores_script()[:2]
+    assert first.split()[:2] == ([str(cores > 1), str(max(cores, 1))])
+    assert second == "False"
+    explicit = run_cores_script(XLA_FLAGS="--xla_force_host_platform_device_count=3")[0]
+    assert explicit.split() == ["False", "3", "--xla_force_host_platform_device_count=3"]
+
+
+def test_use_all_cpu_cores_changes_nothing_once_jax_has_started(monkeypatch):
+    jax.devices()  # this process's backend is running
+    monkeypatch.setenv("XLA_FLAGS", "")
+    assert use_all_cpu_cores() is False
+    assert os.environ["XLA_FLAGS"] == ""
