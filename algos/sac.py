@@ -59,6 +59,7 @@ __all__ = ["Config", "Hyperparams", "SACState", "PRESETS", "make_train", "preset
            "soft_td_target", "main"]
 
 NAME = "sac"
+DEFAULT_ENV = "gymnax/Pendulum-v1"  # the env of `python algos/sac.py` without --env
 
 
 # --- configuration ------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ __all__ = ["Config", "Hyperparams", "TD3State", "PRESETS", "make_train", "preset
            "td3_target", "main"]
 
 NAME = "td3"
+DEFAULT_ENV = "gymnax/Pendulum-v1"  # the env of `python algos/td3.py` without --env
 
 
 # --- configuration ------------------------------------------------------------------------------

@@ -495,7 +495,8 @@ def algorithm_main(algorithm: types.ModuleType, argv: Sequence[str] | None = Non
     use_all_cpu_cores()  # before any computation: seeds then spread over every core
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--env", default=RunOptions.env)
+    # An algorithm may name the env it runs on by default (SAC and TD3 need continuous actions).
+    pre.add_argument("--env", default=getattr(algorithm, "DEFAULT_ENV", RunOptions.env))
     pre.add_argument("--preset", default=RunOptions.preset)
     pre.add_argument("--resume", default=None)
     known, _ = pre.parse_known_args(argv)

@@ -287,12 +287,14 @@ def test_jaxrl_train_runs_each_algorithm(name, tmp_path, capsys):
     for key, value in overrides.items():
         flag = "--" + key.replace("_", "-")
         flags += [flag, *map(str, value)] if isinstance(value, tuple) else [flag, str(value)]
-    code = cli.main(["train", name, "--env", env_id, "--seeds", "2", "--runs-root",
+    # TD3 runs without --env: SAC and TD3 default to Pendulum (continuous actions).
+    env_flag = [] if name == "td3" else ["--env", env_id]
+    code = cli.main(["train", name, *env_flag, "--seeds", "2", "--runs-root",
                      str(tmp_path), "--eval-episodes", "2", "--no-progress", *flags])
     out = capsys.readouterr().out
     assert code == 0, out
     (run_dir,) = list(tmp_path.iterdir())
-    assert run_dir.name.startswith(f"{name}-")
+    assert run_dir.name.startswith(f"{name}-{env_id.replace('/', '_')}-")
     assert (run_dir / "learning_curve.png").exists() and (run_dir / "eval.json").exists()
     assert "evaluation (deterministic)" in out
 
