@@ -37,6 +37,13 @@ from flax import struct
 from jaxrl_suite import spaces
 from jaxrl_suite.advantages import n_step_returns
 from jaxrl_suite.buffers import PrioritizedReplayBuffer, ReplayBuffer
+from jaxrl_suite.configs import (
+    preset_config_from,
+    require_hidden_sizes,
+    require_in_unit_interval,
+    require_positive,
+    require_positive_ints,
+)
 from jaxrl_suite.environment import Environment
 from jaxrl_suite.evaluation import Policy
 from jaxrl_suite.networks import QNetwork, activation_by_name
@@ -45,6 +52,7 @@ from jaxrl_suite.offpolicy import (
     ExperienceCollector,
     auto_reset_env,
     finished_episode_metrics,
+    validate_replay_schedule,
 )
 from jaxrl_suite.training import Train
 
@@ -173,62 +181,29 @@ _PRESET_BY_ENV = {
 
 def preset_config(env_id_or_preset: str, **overrides: Any) -> Config:
     """``Config`` from a preset (by name, or the default one of an env id), then ``overrides``."""
-    if env_id_or_preset in PRESETS:
-        preset = PRESETS[env_id_or_preset]
-    elif "/" in env_id_or_preset:
-        preset = PRESETS.get(_PRESET_BY_ENV.get(env_id_or_preset, ""), {})
-    else:
-        raise ValueError(
-            f"Unknown DQN preset {env_id_or_preset!r}; presets: {', '.join(PRESETS)} "
-            f"(or pass an env id to get its default preset)."
-        )
-    return Config(**{**preset, **overrides})
+    return preset_config_from(Config, PRESETS, _PRESET_BY_ENV, "DQN", env_id_or_preset,
+                              overrides)
 
 
 def validate(config: Config, env: Environment, env_params: Any) -> None:
     """Raise a ``ValueError`` naming the bad setting, before anything compiles."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a dqn.Config; got {type(config).__name__}.")
-    for name in ("total_steps", "num_envs", "buffer_size", "batch_size", "train_frequency",
-                 "gradient_steps", "target_update_interval", "n_step"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    if not isinstance(config.learning_starts, int) or config.learning_starts < 0:
-        raise ValueError(
-            f"learning_starts must be a non-negative integer; got {config.learning_starts!r}."
-        )
-    if config.buffer_size < config.num_envs:
-        raise ValueError(f"buffer_size ({config.buffer_size}) must hold at least one step of "
-                         f"all envs (num_envs = {config.num_envs}).")
-    per_update = config.num_envs * config.train_frequency
-    if config.total_steps - config.learning_starts < per_update:
-        raise ValueError(
-            f"total_steps ({config.total_steps}) leaves no update after learning_starts "
-            f"({config.learning_starts}); one update takes num_envs * train_frequency = "
-            f"{per_update} env steps."
-        )
-    for name in ("gamma", "tau", "epsilon_start", "epsilon_end", "exploration_fraction",
-                 "priority_alpha", "priority_beta_start"):
-        value = getattr(config, name)
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1]; got {value!r}.")
+    require_positive_ints(config, "total_steps", "num_envs", "buffer_size", "batch_size",
+                          "train_frequency", "gradient_steps", "target_update_interval",
+                          "n_step")
+    validate_replay_schedule(config)
+    require_in_unit_interval(config, "gamma", "tau", "epsilon_start", "epsilon_end",
+                             "exploration_fraction", "priority_alpha", "priority_beta_start")
     if config.tau == 0:
         raise ValueError("tau must be positive (1 for hard target updates); got 0.")
     if config.exploration_fraction == 0:
         raise ValueError("exploration_fraction must be positive; got 0.")
-    if not config.learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive; got {config.learning_rate!r}.")
+    require_positive(config, "learning_rate", "priority_epsilon")
     if not config.max_grad_norm >= 0:
         raise ValueError(f"max_grad_norm must be >= 0 (0 = no clipping); got "
                          f"{config.max_grad_norm!r}.")
-    if not config.priority_epsilon > 0:
-        raise ValueError(f"priority_epsilon must be positive; got {config.priority_epsilon!r}.")
-    if not config.hidden_sizes or any(
-        not isinstance(w, int) or w <= 0 for w in config.hidden_sizes
-    ):
-        raise ValueError(f"hidden_sizes must be one or more positive integers; got "
-                         f"{config.hidden_sizes!r}.")
+    require_hidden_sizes(config.hidden_sizes)
     activation_by_name(config.activation)
     action_space = env.action_space(env_params)
     if not isinstance(action_space, spaces.Discrete):

@@ -38,6 +38,14 @@ from flax import struct
 
 from jaxrl_suite import spaces
 from jaxrl_suite.advantages import generalized_advantages
+from jaxrl_suite.configs import (
+    preset_config_from,
+    require_hidden_sizes,
+    require_in_unit_interval,
+    require_non_negative,
+    require_positive,
+    require_positive_ints,
+)
 from jaxrl_suite.environment import Environment
 from jaxrl_suite.evaluation import Policy
 from jaxrl_suite.networks import MLP, GaussianActor, ResettableGRU, activation_by_name
@@ -225,27 +233,16 @@ def preset_config(env_id_or_preset: str, **overrides: Any) -> Config:
 
     An env without a preset gets the plain defaults; an unknown preset name raises.
     """
-    if env_id_or_preset in PRESETS:
-        preset = PRESETS[env_id_or_preset]
-    elif "/" in env_id_or_preset:
-        preset = PRESETS.get(preset_name_for(env_id_or_preset) or "", {})
-    else:
-        raise ValueError(
-            f"Unknown PPO preset {env_id_or_preset!r}; presets: {', '.join(PRESETS)} "
-            f"(or pass an env id to get its default preset)."
-        )
-    return Config(**{**preset, **overrides})
+    return preset_config_from(Config, PRESETS, _PRESET_BY_ENV, "PPO", env_id_or_preset,
+                              overrides)
 
 
 def validate(config: Config, env: Environment, env_params: Any) -> None:
     """Raise a ``ValueError`` naming the bad setting; runs in Python before anything compiles."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a ppo.Config; got {type(config).__name__}.")
-    for name in ("total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches",
-                 "gru_hidden_size"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    require_positive_ints(config, "total_steps", "num_envs", "num_steps", "update_epochs",
+                          "num_minibatches", "gru_hidden_size")
     batch = config.num_envs * config.num_steps
     if config.recurrent and config.num_envs % config.num_minibatches:
         raise ValueError(
@@ -262,18 +259,10 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
             f"total_steps ({config.total_steps}) is less than one update's batch "
             f"(num_envs * num_steps = {batch}); nothing would be trained."
         )
-    for name in ("gamma", "gae_lambda"):
-        value = getattr(config, name)
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1]; got {value!r}.")
-    for name in ("learning_rate", "clip_epsilon", "max_grad_norm", "adam_epsilon"):
-        if not getattr(config, name) > 0:
-            raise ValueError(f"{name} must be positive; got {getattr(config, name)!r}.")
-    for name in ("entropy_coef", "value_coef"):
-        if not getattr(config, name) >= 0:
-            raise ValueError(f"{name} must be non-negative; got {getattr(config, name)!r}.")
-    if any(not isinstance(w, int) or w <= 0 for w in config.hidden_sizes):
-        raise ValueError(f"hidden_sizes must be positive integers; got {config.hidden_sizes!r}.")
+    require_in_unit_interval(config, "gamma", "gae_lambda")
+    require_positive(config, "learning_rate", "clip_epsilon", "max_grad_norm", "adam_epsilon")
+    require_non_negative(config, "entropy_coef", "value_coef")
+    require_hidden_sizes(config.hidden_sizes)
     activation_by_name(config.activation)
     action_space = env.action_space(env_params)
     if not isinstance(action_space, (spaces.Discrete, spaces.Box)):

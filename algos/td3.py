@@ -36,6 +36,14 @@ from flax import struct
 
 from jaxrl_suite import spaces
 from jaxrl_suite.buffers import ReplayBuffer, Transition
+from jaxrl_suite.configs import (
+    preset_config_from,
+    require_hidden_sizes,
+    require_in_unit_interval,
+    require_non_negative,
+    require_positive,
+    require_positive_ints,
+)
 from jaxrl_suite.environment import Environment
 from jaxrl_suite.evaluation import Policy
 from jaxrl_suite.networks import DeterministicActor, QEnsemble, activation_by_name, scale_to_bounds
@@ -44,6 +52,7 @@ from jaxrl_suite.offpolicy import (
     ExperienceCollector,
     auto_reset_env,
     finished_episode_metrics,
+    validate_replay_schedule,
 )
 from jaxrl_suite.training import Train
 
@@ -147,58 +156,28 @@ _PRESET_BY_ENV = {
 
 def preset_config(env_id_or_preset: str, **overrides: Any) -> Config:
     """``Config`` from a preset (by name, or the default one of an env id), then ``overrides``."""
-    if env_id_or_preset in PRESETS:
-        preset = PRESETS[env_id_or_preset]
-    elif "/" in env_id_or_preset:
-        preset = PRESETS.get(_PRESET_BY_ENV.get(env_id_or_preset, ""), {})
-    else:
-        raise ValueError(
-            f"Unknown TD3 preset {env_id_or_preset!r}; presets: {', '.join(PRESETS)} "
-            f"(or pass an env id to get its default preset)."
-        )
-    return Config(**{**preset, **overrides})
+    return preset_config_from(Config, PRESETS, _PRESET_BY_ENV, "TD3", env_id_or_preset,
+                              overrides)
 
 
 def validate(config: Config, env: Environment, env_params: Any) -> None:
     """Raise a ``ValueError`` naming the bad setting, before anything compiles."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a td3.Config; got {type(config).__name__}.")
-    for name in ("total_steps", "num_envs", "buffer_size", "batch_size", "train_frequency",
-                 "gradient_steps", "policy_delay", "num_critics"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    if not isinstance(config.learning_starts, int) or config.learning_starts < 0:
-        raise ValueError(
-            f"learning_starts must be a non-negative integer; got {config.learning_starts!r}."
-        )
+    require_positive_ints(config, "total_steps", "num_envs", "buffer_size", "batch_size",
+                          "train_frequency", "gradient_steps", "policy_delay", "num_critics")
     if config.gradient_steps % config.policy_delay:
         raise ValueError(
             f"gradient_steps ({config.gradient_steps}) must be a multiple of policy_delay "
             f"({config.policy_delay}): each update runs whole delay cycles."
         )
-    if config.buffer_size < config.num_envs:
-        raise ValueError(f"buffer_size ({config.buffer_size}) must hold at least one step of "
-                         f"all envs (num_envs = {config.num_envs}).")
-    per_update = config.num_envs * config.train_frequency
-    if config.total_steps - config.learning_starts < per_update:
-        raise ValueError(
-            f"total_steps ({config.total_steps}) leaves no update after learning_starts "
-            f"({config.learning_starts}); one update takes num_envs * train_frequency = "
-            f"{per_update} env steps."
-        )
-    if not 0.0 <= config.gamma <= 1.0:
-        raise ValueError(f"gamma must be in [0, 1]; got {config.gamma!r}.")
+    validate_replay_schedule(config)
+    require_in_unit_interval(config, "gamma")
     if not 0.0 < config.tau <= 1.0:
         raise ValueError(f"tau must be in (0, 1]; got {config.tau!r}.")
-    for name in ("actor_learning_rate", "critic_learning_rate"):
-        if not getattr(config, name) > 0:
-            raise ValueError(f"{name} must be positive; got {getattr(config, name)!r}.")
-    for name in ("exploration_noise", "target_noise", "target_noise_clip"):
-        if not getattr(config, name) >= 0:
-            raise ValueError(f"{name} must be non-negative; got {getattr(config, name)!r}.")
-    if any(not isinstance(w, int) or w <= 0 for w in config.hidden_sizes):
-        raise ValueError(f"hidden_sizes must be positive integers; got {config.hidden_sizes!r}.")
+    require_positive(config, "actor_learning_rate", "critic_learning_rate")
+    require_non_negative(config, "exploration_noise", "target_noise", "target_noise_clip")
+    require_hidden_sizes(config.hidden_sizes)
     activation_by_name(config.activation)
     action_space = env.action_space(env_params)
     if not isinstance(action_space, spaces.Box):

@@ -22,7 +22,13 @@ from jaxrl_suite.buffers import ReplayBuffer, ReplayBufferState, Transition
 from jaxrl_suite.environment import Environment
 from jaxrl_suite.wrappers import AutoReset, CachedAutoReset, EpisodeStats, has_wrapper
 
-__all__ = ["Experience", "ExperienceCollector", "finished_episode_metrics", "auto_reset_env"]
+__all__ = [
+    "Experience",
+    "ExperienceCollector",
+    "auto_reset_env",
+    "finished_episode_metrics",
+    "validate_replay_schedule",
+]
 
 
 def auto_reset_env(env: Environment) -> Environment:
@@ -132,3 +138,23 @@ class ExperienceCollector:
 
         experience, _ = jax.lax.scan(random_step, experience, jax.random.split(key, num_steps))
         return experience
+
+
+def validate_replay_schedule(config: Any) -> None:
+    """The settings DQN, SAC and TD3 share: ``learning_starts`` a non-negative integer, a
+    ``buffer_size`` that holds one step of all ``num_envs`` envs, and a ``total_steps`` that
+    leaves at least one update (``num_envs * train_frequency`` env steps) after the prefill."""
+    if not isinstance(config.learning_starts, int) or config.learning_starts < 0:
+        raise ValueError(
+            f"learning_starts must be a non-negative integer; got {config.learning_starts!r}."
+        )
+    if config.buffer_size < config.num_envs:
+        raise ValueError(f"buffer_size ({config.buffer_size}) must hold at least one step of "
+                         f"all envs (num_envs = {config.num_envs}).")
+    per_update = config.num_envs * config.train_frequency
+    if config.total_steps - config.learning_starts < per_update:
+        raise ValueError(
+            f"total_steps ({config.total_steps}) leaves no update after learning_starts "
+            f"({config.learning_starts}); one update takes num_envs * train_frequency = "
+            f"{per_update} env steps."
+        )

@@ -1,0 +1,85 @@
+"""Checks and presets every algorithm's ``Config`` shares (DESIGN.md section 9).
+
+Each check raises a ``ValueError`` naming the setting, its bad value and what is accepted, in
+Python before anything is traced. The algorithm files call them from their ``validate``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "preset_config_from",
+    "require_hidden_sizes",
+    "require_in_unit_interval",
+    "require_non_negative",
+    "require_positive",
+    "require_positive_ints",
+]
+
+
+def require_positive_ints(config: Any, *names: str) -> None:
+    """Each named field is an ``int`` (not a bool) above 0."""
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
+def require_in_unit_interval(config: Any, *names: str) -> None:
+    """Each named field is in [0, 1]."""
+    for name in names:
+        value = getattr(config, name)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1]; got {value!r}.")
+
+
+def require_positive(config: Any, *names: str) -> None:
+    """Each named field is above 0."""
+    for name in names:
+        if not getattr(config, name) > 0:
+            raise ValueError(f"{name} must be positive; got {getattr(config, name)!r}.")
+
+
+def require_non_negative(config: Any, *names: str) -> None:
+    """Each named field is 0 or more."""
+    for name in names:
+        if not getattr(config, name) >= 0:
+            raise ValueError(f"{name} must be non-negative; got {getattr(config, name)!r}.")
+
+
+def require_hidden_sizes(hidden_sizes: Any) -> None:
+    """One or more positive integer layer widths."""
+    if not hidden_sizes or any(
+        not isinstance(width, int) or isinstance(width, bool) or width <= 0
+        for width in hidden_sizes
+    ):
+        raise ValueError(
+            f"hidden_sizes must be one or more positive integers; got {hidden_sizes!r}."
+        )
+
+
+def preset_config_from(
+    config_type: type,
+    presets: dict[str, dict[str, Any]],
+    preset_by_env: dict[str, str],
+    algorithm: str,
+    env_id_or_preset: str,
+    overrides: dict[str, Any],
+) -> Any:
+    """``config_type`` from a preset, then ``overrides``.
+
+    ``env_id_or_preset`` is a preset name, or an env id (``family/name``) whose preset is
+    ``preset_by_env[env_id]``; an env without a preset gets the plain defaults. An unknown
+    preset name raises, listing the presets of ``algorithm``.
+    """
+    if env_id_or_preset in presets:
+        preset = presets[env_id_or_preset]
+    elif "/" in env_id_or_preset:
+        preset = presets.get(preset_by_env.get(env_id_or_preset, ""), {})
+    else:
+        raise ValueError(
+            f"Unknown {algorithm} preset {env_id_or_preset!r}; presets: {', '.join(presets)} "
+            f"(or pass an env id to get its default preset)."
+        )
+    return config_type(**{**preset, **overrides})
