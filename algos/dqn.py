@@ -50,11 +50,10 @@ from jaxrl_suite.networks import QNetwork, activation_by_name
 from jaxrl_suite.offpolicy import (
     Experience,
     ExperienceCollector,
-    auto_reset_env,
-    finished_episode_metrics,
     validate_replay_schedule,
 )
 from jaxrl_suite.training import Train
+from jaxrl_suite.wrappers import auto_reset_env, finished_episode_metrics
 
 __all__ = ["Config", "Hyperparams", "DQNState", "PRESETS", "make_train", "preset_config",
            "q_learning_target", "main"]

@@ -51,15 +51,13 @@ from jaxrl_suite.evaluation import Policy
 from jaxrl_suite.networks import MLP, GaussianActor, ResettableGRU, activation_by_name
 from jaxrl_suite.training import Train, TrainResult
 from jaxrl_suite.wrappers import (
-    AutoReset,
-    CachedAutoReset,
     ClipAction,
-    EpisodeStats,
     NormalizeObservation,
     NormalizeObservationState,
     NormalizeReward,
+    auto_reset_env,
     find_state,
-    has_wrapper,
+    finished_episode_metrics,
 )
 
 __all__ = [
@@ -403,10 +401,7 @@ def training_env(config: Config, env: Environment) -> Environment:
     """The env stack PPO trains on: auto-reset and episode stats if missing, action clipping for
     Box actions, then the optional normalisers (outside ``EpisodeStats``, so reported returns
     stay in the env's units)."""
-    if not (has_wrapper(env, AutoReset) or has_wrapper(env, CachedAutoReset)):
-        env = (CachedAutoReset if config.cached_reset else AutoReset)(env)
-    if not has_wrapper(env, EpisodeStats):
-        env = EpisodeStats(env)
+    env = auto_reset_env(env, cached=config.cached_reset)
     if isinstance(env.action_space(env.default_params), spaces.Box):
         env = ClipAction(env)
     if config.normalize_observations:
@@ -646,19 +641,14 @@ def make_train(
             jax.random.split(shuffle_key, config.update_epochs),
         )
 
-        finished = trajectory.returned_episode
-        num_finished = finished.sum()
-
-        def mean_over_finished(x):
-            total = jnp.where(finished, x, 0).sum()
-            return jnp.where(num_finished > 0, total / jnp.maximum(num_finished, 1), jnp.nan)
-
         residual_variance = jnp.var(targets - values)
         metrics = {
             "env_steps": (state.update_step + 1) * batch_size,
-            "episode_return": mean_over_finished(trajectory.episode_return),
-            "episode_length": mean_over_finished(trajectory.episode_length),
-            "episodes_finished": num_finished,
+            **finished_episode_metrics({
+                "episode_return": trajectory.episode_return,
+                "episode_length": trajectory.episode_length,
+                "returned_episode": trajectory.returned_episode,
+            }),
             **jax.tree.map(jnp.mean, losses),
             "explained_variance": 1.0 - residual_variance / (jnp.var(targets) + 1e-8),
             "learning_rate": learning_rate,

@@ -57,11 +57,10 @@ from jaxrl_suite.networks import (
 from jaxrl_suite.offpolicy import (
     Experience,
     ExperienceCollector,
-    auto_reset_env,
-    finished_episode_metrics,
     validate_replay_schedule,
 )
 from jaxrl_suite.training import Train
+from jaxrl_suite.wrappers import auto_reset_env, finished_episode_metrics
 
 __all__ = ["Config", "Hyperparams", "SACState", "PRESETS", "make_train", "preset_config",
            "soft_td_target", "main"]

@@ -50,11 +50,10 @@ from jaxrl_suite.networks import DeterministicActor, QEnsemble, activation_by_na
 from jaxrl_suite.offpolicy import (
     Experience,
     ExperienceCollector,
-    auto_reset_env,
-    finished_episode_metrics,
     validate_replay_schedule,
 )
 from jaxrl_suite.training import Train
+from jaxrl_suite.wrappers import auto_reset_env, finished_episode_metrics
 
 __all__ = ["Config", "Hyperparams", "TD3State", "PRESETS", "make_train", "preset_config",
            "td3_target", "main"]

@@ -20,41 +20,8 @@ from flax import struct
 from jaxrl_suite import spaces
 from jaxrl_suite.buffers import ReplayBuffer, ReplayBufferState, Transition
 from jaxrl_suite.environment import Environment
-from jaxrl_suite.wrappers import AutoReset, CachedAutoReset, EpisodeStats, has_wrapper
 
-__all__ = [
-    "Experience",
-    "ExperienceCollector",
-    "auto_reset_env",
-    "finished_episode_metrics",
-    "validate_replay_schedule",
-]
-
-
-def auto_reset_env(env: Environment) -> Environment:
-    """``env`` with auto-reset and episode statistics, adding whichever is missing."""
-    if not (has_wrapper(env, AutoReset) or has_wrapper(env, CachedAutoReset)):
-        env = AutoReset(env)
-    if not has_wrapper(env, EpisodeStats):
-        env = EpisodeStats(env)
-    return env
-
-
-def finished_episode_metrics(info: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Mean return and length of the episodes that ended in ``info`` (any shape of steps and
-    envs), NaN when none did, and how many ended. ``info`` is ``EpisodeStats``' info."""
-    finished = info["returned_episode"]
-    count = finished.sum()
-
-    def mean_over_finished(x):
-        total = jnp.where(finished, x, 0).sum()
-        return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
-
-    return {
-        "episode_return": mean_over_finished(info["episode_return"]),
-        "episode_length": mean_over_finished(info["episode_length"]),
-        "episodes_finished": count,
-    }
+__all__ = ["Experience", "ExperienceCollector", "validate_replay_schedule"]
 
 
 @struct.dataclass
@@ -68,8 +35,8 @@ class Experience:
 
 @dataclasses.dataclass(frozen=True)
 class ExperienceCollector:
-    """Steps ``buffer.num_envs`` copies of ``env`` (auto-resetting, with episode stats) into
-    ``buffer``. Observations are stored as float32."""
+    """Steps ``buffer.num_envs`` copies of ``env`` into ``buffer``. ``env`` must auto-reset and
+    report episode stats (``wrappers.auto_reset_env``). Observations are stored as float32."""
 
     env: Environment
     env_params: Any

@@ -39,6 +39,8 @@ __all__ = [
     "RunningMeanStd",
     "has_wrapper",
     "find_state",
+    "auto_reset_env",
+    "finished_episode_metrics",
 ]
 
 
@@ -475,3 +477,30 @@ def find_state(state: Any, state_type: type) -> Any:
             return state
         state = getattr(state, "env_state", None)
     return None
+
+
+def auto_reset_env(env: Environment, cached: bool = False) -> Environment:
+    """``env`` with auto-reset (``CachedAutoReset`` if ``cached``, else ``AutoReset``) and
+    ``EpisodeStats``, adding whichever is missing: the stack an algorithm trains on."""
+    if not (has_wrapper(env, AutoReset) or has_wrapper(env, CachedAutoReset)):
+        env = (CachedAutoReset if cached else AutoReset)(env)
+    if not has_wrapper(env, EpisodeStats):
+        env = EpisodeStats(env)
+    return env
+
+
+def finished_episode_metrics(info: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Mean return and length of the episodes that ended in ``EpisodeStats``' ``info`` (leaves
+    of any shape of steps and envs), NaN when none did, and how many ended."""
+    finished = info["returned_episode"]
+    count = finished.sum()
+
+    def mean_over_finished(x):
+        total = jnp.where(finished, x, 0).sum()
+        return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
+    return {
+        "episode_return": mean_over_finished(info["episode_return"]),
+        "episode_length": mean_over_finished(info["episode_length"]),
+        "episodes_finished": count,
+    }

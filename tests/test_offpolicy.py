@@ -24,7 +24,8 @@ from jaxrl_suite.buffers import ReplayBuffer
 from jaxrl_suite.checkpoints import Checkpointer
 from jaxrl_suite.evaluation import evaluate
 from jaxrl_suite.harness import RunOptions, run_training
-from jaxrl_suite.offpolicy import ExperienceCollector, auto_reset_env
+from jaxrl_suite.offpolicy import ExperienceCollector
+from jaxrl_suite.wrappers import auto_reset_env
 from tests.toy_envs import ConstantRewardEnv, ContinuousConstantRewardEnv, CounterEnv
 
 SEEDS = 4
