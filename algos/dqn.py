@@ -30,7 +30,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
@@ -38,7 +37,9 @@ from jaxrl_suite import spaces
 from jaxrl_suite.advantages import n_step_returns
 from jaxrl_suite.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from jaxrl_suite.configs import (
+    hyperparams_from_config,
     preset_config_from,
+    require_box_observation,
     require_hidden_sizes,
     require_in_unit_interval,
     require_positive,
@@ -141,8 +142,7 @@ class Hyperparams:
 
     @classmethod
     def from_config(cls, config: Config) -> Hyperparams:
-        names = [field.name for field in dataclasses.fields(cls)]
-        return cls(**{name: np.asarray(getattr(config, name), np.float32) for name in names})
+        return hyperparams_from_config(cls, config)
 
 
 # Tuned settings per env over the defaults. CartPole is tested to reach 450 within 1e5 env
@@ -208,9 +208,7 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
     if not isinstance(action_space, spaces.Discrete):
         raise ValueError(f"DQN handles Discrete action spaces; {env.name} has {action_space}. "
                          f"Use SAC or TD3 for continuous actions.")
-    if not isinstance(env.observation_space(env_params), spaces.Box):
-        raise ValueError(f"DQN needs a Box (array) observation; {env.name} has "
-                         f"{env.observation_space(env_params)}. Wrap it in FlattenObservation.")
+    require_box_observation("DQN", env, env_params)
 
 
 # --- training state -----------------------------------------------------------------------------

@@ -32,14 +32,15 @@ from typing import Any
 import distrax
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
 from jaxrl_suite import spaces
 from jaxrl_suite.advantages import generalized_advantages
 from jaxrl_suite.configs import (
+    hyperparams_from_config,
     preset_config_from,
+    require_box_observation,
     require_hidden_sizes,
     require_in_unit_interval,
     require_non_negative,
@@ -156,20 +157,7 @@ class Hyperparams:
 
     @classmethod
     def from_config(cls, config: Config) -> Hyperparams:
-        def scalar(value: float) -> np.ndarray:
-            # NumPy, not a device array: a device array captured as a constant of the jitted
-            # run and also returned in its state has made later executions hang (jaxlib 0.10.2).
-            return np.asarray(value, np.float32)
-
-        return cls(
-            learning_rate=scalar(config.learning_rate),
-            gamma=scalar(config.gamma),
-            gae_lambda=scalar(config.gae_lambda),
-            clip_epsilon=scalar(config.clip_epsilon),
-            entropy_coef=scalar(config.entropy_coef),
-            value_coef=scalar(config.value_coef),
-            max_grad_norm=scalar(config.max_grad_norm),
-        )
+        return hyperparams_from_config(cls, config)  # objective_params stays None
 
 
 # Tuned settings per env, applied over the defaults. `preset_config(env_id)` picks the one for an
@@ -267,11 +255,7 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
         raise ValueError(
             f"PPO handles Discrete and Box action spaces; {env.name} has {action_space}."
         )
-    if not isinstance(env.observation_space(env_params), spaces.Box):
-        raise ValueError(
-            f"PPO needs a Box (array) observation; {env.name} has "
-            f"{env.observation_space(env_params)}. Wrap it in FlattenObservation first."
-        )
+    require_box_observation("PPO", env, env_params)
 
 
 # --- networks -----------------------------------------------------------------------------------

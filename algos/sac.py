@@ -38,7 +38,9 @@ from flax import struct
 from jaxrl_suite import spaces
 from jaxrl_suite.buffers import ReplayBuffer, Transition
 from jaxrl_suite.configs import (
+    hyperparams_from_config,
     preset_config_from,
+    require_box_observation,
     require_hidden_sizes,
     require_in_unit_interval,
     require_positive,
@@ -136,9 +138,7 @@ class Hyperparams:
 
     @classmethod
     def from_config(cls, config: Config) -> Hyperparams:
-        names = [field.name for field in dataclasses.fields(cls)]
-        # NumPy scalars, not device arrays (see ppo.Hyperparams.from_config).
-        return cls(**{name: np.asarray(getattr(config, name), np.float32) for name in names})
+        return hyperparams_from_config(cls, config)
 
 
 # Tuned settings per env, over the defaults. The Pendulum preset is tested to reach -200 in
@@ -205,9 +205,7 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
     elif not isinstance(action_space, spaces.Discrete):
         raise ValueError(f"SAC handles Box and Discrete action spaces; {env.name} has "
                          f"{action_space}.")
-    if not isinstance(env.observation_space(env_params), spaces.Box):
-        raise ValueError(f"SAC needs a Box (array) observation; {env.name} has "
-                         f"{env.observation_space(env_params)}. Wrap it in FlattenObservation.")
+    require_box_observation("SAC", env, env_params)
 
 
 # --- networks -----------------------------------------------------------------------------------
@@ -401,10 +399,13 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
         sample_key, target_noise_key, actor_noise_key = jax.random.split(key, 3)
         batch: Transition = buffer.sample(state.experience.buffer, sample_key, config.batch_size)
         alpha = jnp.exp(state.log_alpha)
-        noise_shape = (config.batch_size,)
+
+        def learning_noise(key):  # discrete SAC takes expectations and needs none
+            return None if discrete else networks.noise(key, (config.batch_size,))
+
         (critic_loss_value, q_mean), critic_grads = jax.value_and_grad(critic_loss, has_aux=True)(
             state.critic_params, state.actor_params, state.target_critic_params, alpha, batch,
-            networks.noise(target_noise_key, noise_shape), hparams,
+            learning_noise(target_noise_key), hparams,
         )
         critic_params, critic_opt_state = apply_gradient(
             state.critic_params, state.critic_opt_state, critic_grads,
@@ -412,7 +413,7 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
         )
         (actor_loss_value, entropy), actor_grads = jax.value_and_grad(actor_loss, has_aux=True)(
             state.actor_params, critic_params, alpha, batch.observation,
-            networks.noise(actor_noise_key, noise_shape),
+            learning_noise(actor_noise_key),
         )
         actor_params, actor_opt_state = apply_gradient(
             state.actor_params, state.actor_opt_state, actor_grads, hparams.actor_learning_rate

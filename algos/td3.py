@@ -37,7 +37,9 @@ from flax import struct
 from jaxrl_suite import spaces
 from jaxrl_suite.buffers import ReplayBuffer, Transition
 from jaxrl_suite.configs import (
+    hyperparams_from_config,
     preset_config_from,
+    require_box_observation,
     require_hidden_sizes,
     require_in_unit_interval,
     require_non_negative,
@@ -124,8 +126,7 @@ class Hyperparams:
 
     @classmethod
     def from_config(cls, config: Config) -> Hyperparams:
-        names = [field.name for field in dataclasses.fields(cls)]
-        return cls(**{name: np.asarray(getattr(config, name), np.float32) for name in names})
+        return hyperparams_from_config(cls, config)
 
 
 # Tuned settings per env over the defaults. Pendulum is tested to reach -200 within 1e4 env
@@ -185,9 +186,7 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
     if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
         raise ValueError(f"TD3 scales its tanh actor to the action bounds, so they must be "
                          f"finite; {env.name} has {action_space}.")
-    if not isinstance(env.observation_space(env_params), spaces.Box):
-        raise ValueError(f"TD3 needs a Box (array) observation; {env.name} has "
-                         f"{env.observation_space(env_params)}. Wrap it in FlattenObservation.")
+    require_box_observation("TD3", env, env_params)
 
 
 # --- training state -----------------------------------------------------------------------------

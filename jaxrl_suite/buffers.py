@@ -16,9 +16,8 @@ maximum, and new transitions entered at the highest priority seen so far.
 Why not flashbax: measured with ``benchmarks/replay_buffer.py`` (add one vectorised step, draw a
 minibatch of 256, 10k times in one jit, 2-core CPU), flashbax 0.1.3's flat buffer took 2.4-4.4x
 as long as this one (ratios ours/flashbax 0.23-0.42 over two runs, 1 or 8 envs, 1 or 8 vmapped
-seeds), and
-n-step sequences and the sum tree are simple here on the flat layout, so the project keeps its
-own.
+seeds), and n-step sequences and the sum tree are simple here on the flat layout, so the project
+keeps its own.
 """
 
 from __future__ import annotations

@@ -140,9 +140,6 @@ def _train(argv: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from jaxrl_suite.sharding import use_all_cpu_cores
-
-    use_all_cpu_cores()  # before any computation, so multi-seed runs use every core
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":  # its flags are the algorithm's: parsed by the harness
         return _train(argv[1:])

@@ -6,10 +6,17 @@ Python before anything is traced. The algorithm files call them from their ``val
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+import numpy as np
+
+from jaxrl_suite import spaces
+
 __all__ = [
+    "hyperparams_from_config",
     "preset_config_from",
+    "require_box_observation",
     "require_hidden_sizes",
     "require_in_unit_interval",
     "require_non_negative",
@@ -83,3 +90,27 @@ def preset_config_from(
             f"(or pass an env id to get its default preset)."
         )
     return config_type(**{**preset, **overrides})
+
+
+def require_box_observation(algorithm: str, env: Any, env_params: Any) -> None:
+    """The algorithm's networks take flat arrays: the observation space must be a ``Box``."""
+    space = env.observation_space(env_params)
+    if not isinstance(space, spaces.Box):
+        raise ValueError(f"{algorithm} needs a Box (array) observation; {env.name} has {space}. "
+                         f"Wrap it in FlattenObservation first.")
+
+
+def hyperparams_from_config(hyperparams_type: type, config: Any) -> Any:
+    """``hyperparams_type`` (a ``flax.struct`` dataclass of traceable scalars) with each field
+    that ``config`` also has taken from it as a float32 NumPy scalar; fields the config lacks
+    keep their defaults.
+
+    NumPy, not device arrays: a device array captured as a constant of the jitted run and also
+    returned in its state has made later executions hang (jaxlib 0.10.2).
+    """
+    values = {
+        field.name: np.asarray(getattr(config, field.name), np.float32)
+        for field in dataclasses.fields(hyperparams_type)
+        if hasattr(config, field.name)
+    }
+    return hyperparams_type(**values)

@@ -7,8 +7,8 @@ runs each device's seeds on that device with no communication at all.
 On a CPU-only machine there is one XLA device unless the process asks for more with
 ``--xla_force_host_platform_device_count``; and XLA runs the small matrix products of RL networks
 on one core, so a multi-seed run leaves the other cores idle. ``use_all_cpu_cores`` (called by
-the ``jaxrl`` command and the algorithm scripts, before JAX starts) exposes one host device per
-core, which roughly halves a vmapped 8-seed SAC run on two cores.
+the training command, ``jaxrl train`` or ``python algos/<name>.py``, before JAX starts) exposes
+one host device per core, which roughly halves a vmapped 8-seed SAC run on two cores.
 """
 
 from __future__ import annotations
