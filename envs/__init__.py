@@ -9,8 +9,18 @@ from jaxrl_suite.envs.gymnax import PREFIX as _GYMNAX_PREFIX
 from jaxrl_suite.envs.gymnax import gymnax_env_ids
 from jaxrl_suite.registry import register
 
+MAZE_IDS = {
+    "maze": ({}, "13x13 maze, 25 random walls, 5x5 egocentric view (JaxUED / DCD papers)"),
+    "maze-full": ({"observation": "full"}, "13x13 maze, random walls, full-grid observation"),
+    "maze-rooms": ({"generator": "empty_rooms"}, "13x13 maze of sixteen empty rooms with doors"),
+    "maze-perfect": ({"generator": "perfect_maze"}, "13x13 perfect maze (one path between cells)"),
+}
+
 
 def _register_builtin_envs() -> None:
+    for maze_id, (kwargs, description) in MAZE_IDS.items():
+        register(maze_id, "jaxrl_suite.envs.maze:Maze", kwargs=kwargs, description=description,
+                 overwrite=True)
     for gymnax_id in gymnax_env_ids():
         register(
             _GYMNAX_PREFIX + gymnax_id,

@@ -82,7 +82,33 @@ class Wrapper(Environment):
         return self._env.action_space(params)
 
     def reset_env(self, key: jax.Array, params: Any) -> tuple[Any, Any]:
-        return self._env.reset_env(key, params)
+        return self.wrap_reset(*self._env.reset_env(key, params), params)
+
+    def reset_to_level(self, key: jax.Array, level: Any, params: Any = None) -> tuple[Any, Any]:
+        """Reset the wrapped level env to ``level`` (DESIGN.md section 4), through this wrapper.
+
+        Every wrapper builds its state from the wrapped env's reset in ``wrap_reset``, so a
+        level reset passes through a whole stack of wrappers the same way a random reset does.
+        """
+        params = self.resolve_params(params)
+        if not hasattr(self._env, "reset_to_level"):
+            raise TypeError(
+                f"{self.name} is not a level environment: reset_to_level needs a "
+                f"LevelEnvironment (such as the maze or ParamLevels(env, ranges)) inside."
+            )
+        return self.wrap_reset(*self._env.reset_to_level(key, level, params), params)
+
+    def wrap_reset(self, obs: Any, state: Any, params: Any) -> tuple[Any, Any]:
+        """This wrapper's ``(obs, state)`` from the wrapped env's reset output."""
+        return obs, state
+
+    # True for wrappers whose state is their own dataclass holding the wrapped env's state as
+    # ``env_state``; False for wrappers that pass the wrapped env's state through.
+    owns_state = False
+
+    def level_of(self, state: Any) -> Any:
+        """The level the episode of ``state`` started from, for a level env inside."""
+        return self._env.level_of(state.env_state if self.owns_state else state)
 
     def step_env(self, key: jax.Array, state: Any, action: Any, params: Any) -> StepOutput:
         return self._env.step_env(key, state, action, params)
@@ -140,8 +166,9 @@ class CachedAutoReset(Wrapper):
     generation); the price is less diversity of initial states, which comes only from the batch.
     """
 
-    def reset_env(self, key: jax.Array, params: Any) -> tuple[Any, CachedAutoResetState]:
-        obs, state = self._env.reset_env(key, params)
+    owns_state = True
+
+    def wrap_reset(self, obs: Any, state: Any, params: Any) -> tuple[Any, CachedAutoResetState]:
         return obs, CachedAutoResetState(state, obs, state)
 
     def step_env(
@@ -182,12 +209,13 @@ class EpisodeStats(Wrapper):
     ``info["returned_episode"]``. Multi-objective rewards give a vector ``episode_return``.
     """
 
+    owns_state = True
+
     def _reward_shape(self, params: Any) -> tuple[int, ...]:
         reward_space = getattr(self._env, "reward_space", None)
         return tuple(reward_space(params).shape) if callable(reward_space) else ()
 
-    def reset_env(self, key: jax.Array, params: Any) -> tuple[Any, EpisodeStatsState]:
-        obs, state = self._env.reset_env(key, params)
+    def wrap_reset(self, obs: Any, state: Any, params: Any) -> tuple[Any, EpisodeStatsState]:
         zero_return = jnp.zeros(self._reward_shape(params), jnp.float32)
         return obs, EpisodeStatsState(state, zero_return, jnp.zeros((), jnp.int32))
 
@@ -229,6 +257,8 @@ class TimeLimit(Wrapper):
     prefer that where it exists.
     """
 
+    owns_state = True
+
     def __init__(self, env: Environment, max_episode_steps: int):
         super().__init__(env)
         if isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int) or (
@@ -239,8 +269,7 @@ class TimeLimit(Wrapper):
             )
         self.max_episode_steps = max_episode_steps
 
-    def reset_env(self, key: jax.Array, params: Any) -> tuple[Any, TimeLimitState]:
-        obs, state = self._env.reset_env(key, params)
+    def wrap_reset(self, obs: Any, state: Any, params: Any) -> tuple[Any, TimeLimitState]:
         return obs, TimeLimitState(state, jnp.zeros((), jnp.int32))
 
     def step_env(
@@ -304,6 +333,8 @@ class NormalizeObservation(Wrapper):
     Needs an array (Box) observation; place outside ``AutoReset``.
     """
 
+    owns_state = True
+
     def __init__(
         self,
         env: Environment,
@@ -334,8 +365,9 @@ class NormalizeObservation(Wrapper):
             return stats
         return stats.update(obs.astype(jnp.float32), self.axis_name)
 
-    def reset_env(self, key: jax.Array, params: Any) -> tuple[jax.Array, NormalizeObservationState]:
-        obs, state = self._env.reset_env(key, params)
+    def wrap_reset(
+        self, obs: Any, state: Any, params: Any
+    ) -> tuple[jax.Array, NormalizeObservationState]:
         stats = self._updated(RunningMeanStd.create(jnp.shape(obs)), obs)
         return self._normalize(obs, stats), NormalizeObservationState(state, stats)
 
@@ -367,6 +399,8 @@ class NormalizeReward(Wrapper):
     episode returns stay in the env's units).
     """
 
+    owns_state = True
+
     def __init__(
         self,
         env: Environment,
@@ -380,8 +414,7 @@ class NormalizeReward(Wrapper):
             raise ValueError(f"NormalizeReward needs 0 <= gamma <= 1; got gamma={gamma}.")
         self.gamma, self.axis_name, self.clip, self.epsilon = gamma, axis_name, clip, epsilon
 
-    def reset_env(self, key: jax.Array, params: Any) -> tuple[Any, NormalizeRewardState]:
-        obs, state = self._env.reset_env(key, params)
+    def wrap_reset(self, obs: Any, state: Any, params: Any) -> tuple[Any, NormalizeRewardState]:
         zero = jnp.zeros((), jnp.float32)
         return obs, NormalizeRewardState(state, zero, RunningMeanStd.create(()))
 
@@ -447,8 +480,7 @@ class FlattenObservation(Wrapper):
             return jnp.concatenate([FlattenObservation._flatten(obs[k]) for k in sorted(obs)])
         return jnp.ravel(obs).astype(jnp.float32)
 
-    def reset_env(self, key: jax.Array, params: Any) -> tuple[jax.Array, Any]:
-        obs, state = self._env.reset_env(key, params)
+    def wrap_reset(self, obs: Any, state: Any, params: Any) -> tuple[jax.Array, Any]:
         return self._flatten(obs), state
 
     def step_env(self, key: jax.Array, state: Any, action: Any, params: Any) -> StepOutput:

@@ -1,0 +1,254 @@
+"""The maze of JaxUED, minimax and the DCD papers, as a ``LevelEnvironment``.
+
+A grid (13 x 13 by default) of walls and free cells, one goal, and an agent with a position and
+a direction. Actions: 0 turn left, 1 turn right, 2 move forward (``minigrid_actions=True`` adds
+MiniGrid's pickup, drop, toggle and done as no-ops 3..6, so the 7-action convention compares).
+Moving into a wall or out of the grid leaves the agent where it is. Reaching the goal gives
+``1 - 0.9 * t / T`` (``t`` steps taken, this one included; ``T`` the episode limit) and
+terminates; the episode is truncated after ``T`` steps (``params.max_steps_in_episode``, 250).
+
+Observations are a dict:
+
+* ``"image"``: uint8 one-hot channels ``(empty, wall, goal)``. Partial (default): the
+  ``view_size x view_size`` square in front of the agent, egocentric: row 0 is farthest ahead,
+  the agent stands at row ``view_size - 1``, column ``view_size // 2``, column 0 is on its left.
+  Cells outside the grid show as wall. Walls do not hide what is behind them (as in JaxUED).
+  Full (``observation="full"``): the whole ``height x width`` grid, with a fourth channel for the
+  agent's cell.
+* ``"direction"``: int32, the agent's direction (0 east, 1 south, 2 west, 3 north).
+
+Levels (``level.Level``) come from a generator chosen when the env is built (``"random_walls"``
+with ``params.num_walls`` walls, ``"empty_rooms"``, ``"perfect_maze"``), from ``mutate_level``,
+from the editor (``make_editor``), or from the named held-out levels (``load_level``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxrl_suite import spaces
+from jaxrl_suite.environment import StepOutput
+from jaxrl_suite.envs.maze import generators
+from jaxrl_suite.envs.maze.level import DIRECTION_VECTORS, Level
+from jaxrl_suite.levels import LevelEnvironment
+
+__all__ = ["Maze", "MazeParams", "MazeState", "GENERATORS", "OBSERVATIONS"]
+
+GENERATORS = ("random_walls", "empty_rooms", "perfect_maze")
+OBSERVATIONS = ("partial", "full")
+TURN_LEFT, TURN_RIGHT, MOVE_FORWARD = 0, 1, 2
+
+
+@struct.dataclass
+class MazeParams:
+    """What may vary without recompiling.
+
+    Attributes:
+      max_steps_in_episode: the episode limit ``T`` (steps); also scales the reward.
+      num_walls: walls placed by the ``random_walls`` generator (clipped to cells - 2).
+    """
+
+    max_steps_in_episode: int = 250
+    num_walls: int = 25
+
+
+@struct.dataclass
+class MazeState:
+    """The level being played (unchanged during an episode), the agent, and the steps taken."""
+
+    level: Level
+    agent_position: jax.Array  # int32 (2,): (row, column)
+    agent_direction: jax.Array  # int32 ()
+    time: jax.Array  # int32 (): steps taken in this episode
+
+
+def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"Maze: {name} must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+def view_offsets(view_size: int) -> np.ndarray:
+    """int32 ``(4, view_size, view_size, 2)``: for each direction, the ``(row, column)`` offset
+    from the agent of each cell of the egocentric view (row 0 farthest ahead, column 0 on the
+    agent's left)."""
+    ahead = (view_size - 1 - np.arange(view_size))[:, None, None]
+    lateral = (np.arange(view_size) - view_size // 2)[None, :, None]
+    offsets = []
+    for direction in range(4):
+        forward = DIRECTION_VECTORS[direction]
+        right_hand = DIRECTION_VECTORS[(direction + 1) % 4]
+        offsets.append(ahead * forward + lateral * right_hand)
+    return np.stack(offsets).astype(np.int32)
+
+
+class Maze(LevelEnvironment):
+    """The maze (module docstring). All constructor settings are static (shapes, generator).
+
+    Args:
+      size: side of a square grid (13); or give ``height`` and ``width``.
+      view_size: side of the partial view (5; odd).
+      observation: ``"partial"`` (egocentric view) or ``"full"`` (the whole grid).
+      generator: ``"random_walls"``, ``"empty_rooms"`` or ``"perfect_maze"``: what
+        ``sample_level`` (and so ``reset`` and ``AutoReset``) draws.
+      rooms_per_side: rooms along each side for ``"empty_rooms"`` (4 makes sixteen rooms).
+      minigrid_actions: seven actions (MiniGrid's numbering; 3..6 do nothing) instead of three.
+    """
+
+    def __init__(
+        self,
+        size: int = 13,
+        *,
+        height: int | None = None,
+        width: int | None = None,
+        view_size: int = 5,
+        observation: str = "partial",
+        generator: str = "random_walls",
+        rooms_per_side: int = 4,
+        minigrid_actions: bool = False,
+    ):
+        self.height = _check_positive_int("height", size if height is None else height, 2)
+        self.width = _check_positive_int("width", size if width is None else width, 2)
+        self.view_size = _check_positive_int("view_size", view_size)
+        if self.view_size % 2 == 0:
+            raise ValueError(f"Maze: view_size must be odd (the agent sits in the middle "
+                             f"column); got {view_size}.")
+        if observation not in OBSERVATIONS:
+            raise ValueError(f"Maze: observation must be one of {OBSERVATIONS}; got "
+                             f"{observation!r}.")
+        if generator not in GENERATORS:
+            raise ValueError(f"Maze: generator must be one of {GENERATORS}; got {generator!r}.")
+        self.rooms_per_side = _check_positive_int("rooms_per_side", rooms_per_side)
+        if generator == "empty_rooms" and 2 * self.rooms_per_side > min(self.height,
+                                                                          self.width) + 1:
+            raise ValueError(
+                f"Maze: {self.rooms_per_side} rooms per side do not fit a {self.height}x"
+                f"{self.width} grid (each room needs a cell and each wall line one); at most "
+                f"{(min(self.height, self.width) + 1) // 2}."
+            )
+        self.observation, self.generator = observation, generator
+        self.minigrid_actions = bool(minigrid_actions)
+        self._view_offsets = view_offsets(self.view_size)
+
+    # --- spaces ---------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return "maze"
+
+    @property
+    def default_params(self) -> MazeParams:
+        return MazeParams()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    def observation_space(self, params: Any = None) -> spaces.Dict:
+        if self.observation == "partial":
+            image_shape = (self.view_size, self.view_size, 3)
+        else:
+            image_shape = (self.height, self.width, 4)
+        return spaces.Dict({
+            "image": spaces.Box(0, 1, image_shape, jnp.uint8),
+            "direction": spaces.Discrete(4),
+        })
+
+    def action_space(self, params: Any = None) -> spaces.Discrete:
+        return spaces.Discrete(7 if self.minigrid_actions else 3)
+
+    # --- levels ---------------------------------------------------------------------------------
+    def sample_level(self, key: jax.Array, params: MazeParams | None = None) -> Level:
+        params = self.resolve_params(params)
+        if self.generator == "random_walls":
+            return generators.random_walls_level(key, self.height, self.width, params.num_walls)
+        if self.generator == "empty_rooms":
+            return generators.empty_rooms_level(key, self.height, self.width, self.rooms_per_side)
+        return generators.perfect_maze_level(key, self.height, self.width)
+
+    def mutate_level(
+        self, key: jax.Array, level: Level, num_edits: Any, params: MazeParams | None = None
+    ) -> Level:
+        self._check_level(level)
+        return generators.mutate_level(key, level, num_edits)
+
+    def _check_level(self, level: Any) -> None:
+        if not isinstance(level, Level):
+            raise TypeError(f"Maze: a level is a jaxrl_suite.envs.maze.Level; got "
+                            f"{type(level).__name__}.")
+        if tuple(level.wall_map.shape) != self.shape:
+            raise ValueError(
+                f"Maze: this env is {self.height}x{self.width} but the level's wall_map has "
+                f"shape {tuple(level.wall_map.shape)} (one level, not a batch: vmap over "
+                f"batches). Build the env with that size, or pad the level with pad_level."
+            )
+
+    def reset_to_level(
+        self, key: jax.Array, level: Level, params: MazeParams | None = None
+    ) -> tuple[dict[str, jax.Array], MazeState]:
+        self._check_level(level)
+        level = Level(
+            wall_map=jnp.asarray(level.wall_map, bool),
+            goal_position=jnp.asarray(level.goal_position, jnp.int32),
+            agent_position=jnp.asarray(level.agent_position, jnp.int32),
+            agent_direction=jnp.asarray(level.agent_direction, jnp.int32),
+        )
+        state = MazeState(level, level.agent_position, level.agent_direction,
+                          jnp.zeros((), jnp.int32))
+        return self.observe(state), state
+
+    def level_of(self, state: MazeState) -> Level:
+        """The level the episode of ``state`` started from."""
+        return state.level
+
+    # --- dynamics -------------------------------------------------------------------------------
+    def step_env(
+        self, key: jax.Array, state: MazeState, action: Any, params: MazeParams
+    ) -> StepOutput:
+        direction_vectors = jnp.asarray(DIRECTION_VECTORS)
+        target = state.agent_position + direction_vectors[state.agent_direction]
+        inside = jnp.all((target >= 0) & (target < jnp.asarray(self.shape)))
+        clipped = jnp.clip(target, 0, jnp.asarray(self.shape) - 1)
+        blocked = ~inside | state.level.wall_map[clipped[0], clipped[1]]
+        moves = (action == MOVE_FORWARD) & ~blocked
+        position = jnp.where(moves, target, state.agent_position)
+        turn = (action == TURN_RIGHT).astype(jnp.int32) - (action == TURN_LEFT).astype(jnp.int32)
+        direction = (state.agent_direction + turn) % 4
+        time = state.time + 1
+        at_goal = jnp.all(position == state.level.goal_position)
+        limit = params.max_steps_in_episode
+        reward = jnp.where(at_goal, 1.0 - 0.9 * time / limit, 0.0).astype(jnp.float32)
+        truncated = (time >= limit) & ~at_goal
+        next_state = state.replace(agent_position=position, agent_direction=direction, time=time)
+        return self.observe(next_state), next_state, reward, at_goal, truncated, {}
+
+    def observe(self, state: MazeState, params: MazeParams | None = None) -> dict[str, jax.Array]:
+        """The observation of ``state`` (module docstring): a function of the state alone, which
+        lets ``AutoReplay`` observe once per step, after choosing between the next and the
+        reset state."""
+        if self.observation == "full":
+            return {"image": self._full_image(state), "direction": state.agent_direction}
+        return {"image": self._partial_image(state), "direction": state.agent_direction}
+
+    def _partial_image(self, state: MazeState) -> jax.Array:
+        cells = state.agent_position + jnp.asarray(self._view_offsets)[state.agent_direction]
+        shape = jnp.asarray(self.shape)
+        inside = jnp.all((cells >= 0) & (cells < shape), axis=-1)
+        clipped = jnp.clip(cells, 0, shape - 1)
+        wall = ~inside | state.level.wall_map[clipped[..., 0], clipped[..., 1]]
+        goal = jnp.all(cells == state.level.goal_position, axis=-1)
+        return jnp.stack([~wall & ~goal, wall, goal], axis=-1).astype(jnp.uint8)
+
+    def _full_image(self, state: MazeState) -> jax.Array:
+        rows = jnp.arange(self.height)[:, None]
+        columns = jnp.arange(self.width)[None, :]
+        goal_position = state.level.goal_position
+        goal = (rows == goal_position[0]) & (columns == goal_position[1])
+        agent = (rows == state.agent_position[0]) & (columns == state.agent_position[1])
+        wall = state.level.wall_map
+        empty = ~wall & ~goal & ~agent
+        return jnp.stack([empty, wall, goal & ~agent, agent], axis=-1).astype(jnp.uint8)
