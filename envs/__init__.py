@@ -21,6 +21,9 @@ def _register_builtin_envs() -> None:
     for maze_id, (kwargs, description) in MAZE_IDS.items():
         register(maze_id, "jaxrl_suite.envs.maze:Maze", kwargs=kwargs, description=description,
                  overwrite=True)
+    register("maze-editor", "jaxrl_suite.envs.maze:make_editor",
+             description="PAIRED's editor for the 13x13 maze: 25 walls, then goal, then agent",
+             overwrite=True)
     for gymnax_id in gymnax_env_ids():
         register(
             _GYMNAX_PREFIX + gymnax_id,

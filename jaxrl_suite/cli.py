@@ -7,6 +7,10 @@
     jaxrl train ALGO --env ID [--seeds N] [--total-steps 5e5] [any Config field as a flag]
                                            train; writes runs/<algo>-<env>-<timestamp>/
     jaxrl eval RUN_DIR [--episodes N]      evaluate the last checkpoint of a run, every seed
+    jaxrl render maze [--level NAME | --generator G --size S --seed S] [--num-levels N]
+                      [--rollout-steps T] [--tile-size PX] OUT.png|OUT.gif
+                                           picture of a level, a grid of levels, or a GIF of
+                                           a random-policy rollout
 """
 
 from __future__ import annotations
@@ -95,6 +99,77 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+RENDERABLE_ENVS = ("maze",)
+
+
+def _render_maze_levels(args: argparse.Namespace, key: jax.Array) -> tuple:
+    """``(env, level or stacked levels, description)`` for ``jaxrl render maze``."""
+    from jaxrl_suite.envs.maze import Maze, load_level
+
+    if args.level is not None:
+        level = load_level(args.level)
+        height, width = level.shape
+        if args.size is not None and (args.size, args.size) != (height, width):
+            raise ValueError(f"jaxrl render: level {args.level!r} is {height}x{width}; --size "
+                             f"{args.size} does not apply to a named level.")
+        # A named level may be larger than the default 13x13: the env takes the level's shape.
+        return Maze(height=height, width=width), level, f"level {args.level} ({height}x{width})"
+    size = 13 if args.size is None else args.size
+    env = Maze(size, generator=args.generator)
+    params = env.default_params
+    if args.num_levels > 1:
+        keys = jax.random.split(key, args.num_levels)
+        # Jitted: op-by-op, the perfect-maze generator's loops take seconds to dispatch.
+        levels = jax.jit(jax.vmap(env.sample_level, in_axes=(0, None)))(keys, params)
+        what = f"{args.num_levels} levels"
+    else:
+        levels = jax.jit(env.sample_level)(key, params)
+        what = "a level"
+    return env, levels, f"{what} from {args.generator} ({size}x{size}, seed {args.seed})"
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from jaxrl_suite.envs.maze import render as maze_render
+
+    if args.env not in RENDERABLE_ENVS:
+        raise ValueError(f"jaxrl render: cannot render env {args.env!r}; accepted: "
+                         f"{', '.join(RENDERABLE_ENVS)}.")
+    output = Path(args.output)
+    suffix = output.suffix.lower()
+    if suffix not in (".png", ".gif"):
+        raise ValueError(f"jaxrl render: the output must end in .png or .gif; got {output}.")
+    if (suffix == ".gif") != (args.rollout_steps is not None):
+        raise ValueError("jaxrl render: a rollout (--rollout-steps T) is written as a .gif, and "
+                         "a .gif output needs --rollout-steps; the other pictures are .png.")
+    grid = args.num_levels > 1
+    if grid and (args.level is not None or args.rollout_steps is not None):
+        raise ValueError("jaxrl render: --num-levels N > 1 draws a grid of N generated levels; "
+                         "it does not combine with --level or --rollout-steps.")
+    level_key, rollout_key = jax.random.split(jax.random.key(args.seed))
+    env, levels, description = _render_maze_levels(args, level_key)
+    if args.tile_size is not None:
+        tile_size = args.tile_size
+    else:
+        tile_size = 8 if grid else 16
+    if args.rollout_steps is not None:
+        policy = maze_render.random_policy(env.num_actions)
+        frames = maze_render.rollout_frames(env, env.default_params, levels, policy,
+                                            rollout_key, args.rollout_steps, tile_size)
+        maze_render.save_gif(frames, output)
+        print(f"wrote {output}: {frames.shape[2]}x{frames.shape[1]} pixels, "
+              f"{frames.shape[0]} frames of a random-policy rollout on {description}")
+        return 0
+    if grid:
+        image = maze_render.render_level_grid(levels, tile_size=tile_size)
+    else:
+        image = maze_render.render_level(levels, tile_size)
+    maze_render.save_png(image, output)
+    print(f"wrote {output}: {image.shape[1]}x{image.shape[0]} pixels, {description}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxrl", description="jaxrl-suite command line")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +195,27 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=_positive, default=16, help="episodes per seed")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.set_defaults(run=_cmd_eval)
+    render = commands.add_parser(
+        "render", help="draw a level, a grid of levels, or a rollout GIF: "
+                       "jaxrl render maze --level Labyrinth out.png",
+    )
+    render.add_argument("env", help=f"the env to draw; accepted: {', '.join(RENDERABLE_ENVS)}")
+    render.add_argument("output", help="the file to write: .png, or .gif with --rollout-steps")
+    render.add_argument("--level", default=None,
+                        help="a named level (default: one sampled from --generator)")
+    render.add_argument("--generator", default="random_walls",
+                        choices=("random_walls", "empty_rooms", "perfect_maze"),
+                        help="the generator levels are sampled from when --level is not given")
+    render.add_argument("--size", type=_positive, default=None,
+                        help="side of generated levels (default 13)")
+    render.add_argument("--seed", type=int, default=0, help="seed of sampled levels and rollouts")
+    render.add_argument("--num-levels", type=_positive, default=1,
+                        help="N > 1: a grid PNG of N generated levels")
+    render.add_argument("--rollout-steps", type=_positive, default=None,
+                        help="T: a GIF of T random-policy steps on the level (output .gif)")
+    render.add_argument("--tile-size", type=_positive, default=None,
+                        help="pixels per cell (default 16; 8 for a grid of levels)")
+    render.set_defaults(run=_cmd_render)
     return parser
 
 

@@ -102,7 +102,7 @@ def test_jit_and_vmap_match_single_eager_steps(env_id: str) -> None:
     reset_key, scan_key = jax.random.split(jax.random.split(jax.random.key(0), C.NUM_ENVS)[0])
     step_key = jax.random.split(scan_key, C.NUM_STEPS)[0]
     action_key, env_key = jax.random.split(step_key)
-    action = np.asarray(data["action"][0, 0])
+    action = jax.tree.map(lambda leaf: np.asarray(leaf[0, 0]), data["action"])
 
     def first_step(reset_key, env_key, action):
         obs0, state = wrapped.reset(reset_key, params)
@@ -113,10 +113,11 @@ def test_jit_and_vmap_match_single_eager_steps(env_id: str) -> None:
         # Compiling another physics step costs 5-20 s per env; the reset alone is checked, and
         # single physics steps are checked by hand in tests/test_brax_adapter.py.
         obs0 = C.jit_fast_compile(lambda key: wrapped.reset(key, params)[0], env_id)(reset_key)
-        C.assert_trees_close(obs0, data["obs0"][0])
+        C.assert_trees_close(obs0, jax.tree.map(lambda leaf: leaf[0], data["obs0"]))
         return
-    expected = (data["obs0"][0], data["obs"][0, 0], data["reward"][0, 0],
-                data["terminated"][0, 0], data["truncated"][0, 0])
+    first = lambda leaf: leaf[0, 0]  # noqa: E731  (env 0, step 0 of every leaf: obs may be a dict)
+    expected = (jax.tree.map(lambda leaf: leaf[0], data["obs0"]), jax.tree.map(first, data["obs"]),
+                data["reward"][0, 0], data["terminated"][0, 0], data["truncated"][0, 0])
     C.assert_trees_close(
         C.jit_fast_compile(first_step, env_id)(reset_key, env_key, action), expected
     )
