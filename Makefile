@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/env_throughput.py
 	$(PY) benchmarks/ppo_cartpole.py
 	$(PY) benchmarks/offpolicy.py
+	$(PY) benchmarks/maze_throughput.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -34,7 +34,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxrl_suite import spaces
 from jaxrl_suite.environment import Environment, StepOutput
 from jaxrl_suite.wrappers import Wrapper, tree_select
 
@@ -198,7 +197,9 @@ class ParamLevels(Wrapper, LevelEnvironment):
         self.ranges = checked
         self.mutation_scale = float(mutation_scale)
 
-    def _cast(self, name: str, value: jax.Array, like: Any) -> jax.Array:
+    @staticmethod
+    def _cast(value: jax.Array, like: Any) -> jax.Array:
+        """``value`` in the dtype of the params field it replaces (integers rounded)."""
         dtype = jnp.result_type(like)
         if jnp.issubdtype(dtype, jnp.integer):
             value = jnp.round(value)
@@ -208,7 +209,7 @@ class ParamLevels(Wrapper, LevelEnvironment):
         params = self.resolve_params(params)
         keys = jax.random.split(key, len(self.ranges))
         values = {
-            name: self._cast(name, jax.random.uniform(k, (), jnp.float32, low, high),
+            name: self._cast(jax.random.uniform(k, (), jnp.float32, low, high),
                              getattr(params, name))
             for k, (name, (low, high)) in zip(keys, self.ranges.items())
         }
@@ -222,9 +223,15 @@ class ParamLevels(Wrapper, LevelEnvironment):
                 width = self.mutation_scale * (high - low)
                 step = jax.random.uniform(k, (), jnp.float32, -width, width)
                 moved = jnp.clip(jnp.asarray(getattr(current, name), jnp.float32) + step, low, high)
-                values[name] = self._cast(name, moved, getattr(current, name))
+                values[name] = self._cast(moved, getattr(current, name))
             return current.replace(**values)
 
+        # The loop's carry must keep one type: give the ranged fields the dtype an edit returns
+        # (a level built by hand may hold Python numbers there).
+        level = level.replace(**{
+            name: self._cast(jnp.asarray(getattr(level, name)), getattr(level, name))
+            for name in self.ranges
+        })
         return jax.lax.fori_loop(0, num_edits, edit, level)
 
     def reset_to_level(
@@ -246,7 +253,3 @@ class ParamLevels(Wrapper, LevelEnvironment):
             key, state.env_state, action, state.level
         )
         return obs, state.replace(env_state=env_state), reward, terminated, truncated, info
-
-    def observation_space(self, params: Any = None) -> spaces.Space:
-        return self._env.observation_space(params)
-
