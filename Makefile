@@ -13,9 +13,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The conformance suite (about 150 compiled env programs, Brax and MJX included) runs in its own
+# process: after it, in the same process, XLA's CPU compiler segfaulted compiling a later Brax
+# program (tests/test_offpolicy.py's SAC smoke test; reproduced twice, never in smaller runs).
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest tests/test_conformance.py
+	$(PY) -m pytest --ignore=tests/test_conformance.py
 
 demo: $(STAMP)
 	$(VENV)/bin/jaxrl train ppo --env gymnax/CartPole-v1 --seeds 4
