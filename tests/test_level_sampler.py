@@ -190,3 +190,28 @@ def test_update_scores_and_vmap_over_seeds():
 def test_bad_settings_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LevelSampler(**kwargs)
+
+
+# --- level scores -------------------------------------------------------------------------------
+def test_level_scores_by_hand():
+    from jaxrl_suite.level_scores import (
+        LevelRollout,
+        episode_returns_max,
+        max_mc,
+        mean_absolute_gae,
+        positive_value_loss,
+    )
+
+    # Two levels, four steps. Level 0: episodes end at steps 1 and 3 with returns 1 and 3.
+    # Level 1: no episode ends; 0.5 collected so far.
+    rollout = LevelRollout(
+        advantages=jnp.array([[1.0, -2.0], [-1.0, 0.5], [3.0, 0.0], [0.0, -0.5]]),
+        values=jnp.array([[0.5, 0.1], [0.5, 0.1], [1.0, 0.2], [2.0, 0.2]]),
+        rewards=jnp.array([[0.0, 0.0], [1.0, 0.5], [1.0, 0.0], [2.0, 0.0]]),
+        dones=jnp.array([[False, False], [True, False], [False, False], [True, False]]),
+    )
+    np.testing.assert_allclose(positive_value_loss(rollout), [4 / 4, 0.5 / 4])
+    np.testing.assert_allclose(mean_absolute_gae(rollout), [5 / 4, 3 / 4])
+    np.testing.assert_allclose(episode_returns_max(rollout.rewards, rollout.dones), [3.0, 0.5])
+    # (3 - 0.5) + (3 - 0.5) + (3 - 1) + (3 - 2) = 8; (0.5 - 0.1) * 2 + (0.5 - 0.2) * 2 = 1.4
+    np.testing.assert_allclose(max_mc(rollout), [8 / 4, 1.4 / 4], rtol=1e-6)
