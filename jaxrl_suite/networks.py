@@ -21,6 +21,7 @@ __all__ = [
     "MLP",
     "DeterministicActor",
     "GaussianActor",
+    "GridEncoder",
     "QEnsemble",
     "QNetwork",
     "ResettableGRU",
@@ -107,6 +108,35 @@ class MLP(nn.Module):
         return nn.Dense(
             self.output_size, kernel_init=orthogonal(self.output_scale)
         )(x)
+
+
+class GridEncoder(nn.Module):
+    """Features of a grid observation ``{"image": (..., H, W, C), "direction": (...) int}`` (the
+    maze's): a ``kernel_size`` convolution over the image (valid padding, ReLU), flattened, and a
+    learned embedding of the one-hot direction, concatenated. A missing ``"direction"`` is
+    skipped. Output ``(..., conv_features * (H - k + 1) * (W - k + 1) + direction_features)``.
+    """
+
+    conv_features: int = 16
+    kernel_size: int = 3
+    direction_features: int = 5
+    num_directions: int = 4
+
+    @nn.compact
+    def __call__(self, observation: dict[str, jax.Array]) -> jax.Array:
+        image = jnp.asarray(observation["image"], jnp.float32)
+        batch_shape = image.shape[:-3]
+        kernel = (self.kernel_size, self.kernel_size)
+        features = nn.Conv(self.conv_features, kernel, padding="VALID",
+                           kernel_init=orthogonal(np.sqrt(2.0)))(
+            image.reshape(-1, *image.shape[-3:])
+        )
+        parts = [nn.relu(features).reshape(*batch_shape, -1)]
+        if "direction" in observation:
+            one_hot = jax.nn.one_hot(observation["direction"], self.num_directions)
+            parts.append(nn.Dense(self.direction_features,
+                                  kernel_init=orthogonal(np.sqrt(2.0)))(one_hot))
+        return jnp.concatenate(parts, axis=-1)
 
 
 class GaussianActor(nn.Module):
