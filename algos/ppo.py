@@ -49,7 +49,13 @@ from jaxrl_suite.configs import (
 )
 from jaxrl_suite.environment import Environment
 from jaxrl_suite.evaluation import Policy
-from jaxrl_suite.networks import MLP, GaussianActor, ResettableGRU, activation_by_name
+from jaxrl_suite.networks import (
+    MLP,
+    GaussianActor,
+    GridEncoder,
+    ResettableGRU,
+    activation_by_name,
+)
 from jaxrl_suite.training import Train, TrainResult
 from jaxrl_suite.wrappers import (
     ClipAction,
@@ -67,12 +73,15 @@ __all__ = [
     "PPOState",
     "PRESETS",
     "clipped_surrogate",
+    "make_learner",
+    "PPOLearner",
     "make_train",
     "preset_config",
     "main",
 ]
 
 NAME = "ppo"
+ENCODERS = ("none", "grid")
 ENV_AXIS = "envs"  # vmap axis of the parallel envs: observation/reward normalisers pool over it
 
 
@@ -134,6 +143,11 @@ class Config:
     """Width of the GRU and of its input layer (recurrent only)."""
     cached_reset: bool = False
     """Auto-reset to a per-env cached start state (cheaper for physics envs; less reset noise)."""
+    encoder: str = "none"
+    """none: the (Box) observation is the networks' input; grid: a GridEncoder (convolution over
+    "image" plus a direction embedding) for dict grid observations such as the maze's."""
+    conv_features: int = 16
+    """Convolution channels of the grid encoder."""
 
 
 @struct.dataclass
@@ -255,7 +269,21 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
         raise ValueError(
             f"PPO handles Discrete and Box action spaces; {env.name} has {action_space}."
         )
-    require_box_observation("PPO", env, env_params)
+    if config.encoder not in ENCODERS:
+        raise ValueError(f"PPO: encoder must be one of {ENCODERS}; got {config.encoder!r}.")
+    if config.encoder == "grid":
+        require_positive_ints(config, "conv_features")
+        observation_space = env.observation_space(env_params)
+        if not (isinstance(observation_space, spaces.Dict) and "image" in observation_space.spaces):
+            raise ValueError(
+                f"PPO's grid encoder needs a dict observation with an 'image' entry (such as the "
+                f"maze's); {env.name} has {observation_space}. Use encoder='none' for arrays."
+            )
+        if config.normalize_observations:
+            raise ValueError("PPO: normalize_observations applies to array observations; it "
+                             "does not combine with encoder='grid'.")
+    else:
+        require_box_observation("PPO", env, env_params)
 
 
 # --- networks -----------------------------------------------------------------------------------
@@ -276,6 +304,8 @@ class Networks:
 
     Feed-forward: ``params = {"actor", "critic"}``, separate MLPs on the observation.
     Recurrent: ``params = {"torso", "actor", "critic"}``; the GRU torso's features feed both.
+    With ``encoder="grid"`` the observation first passes a shared ``GridEncoder``
+    (``params["encoder"]``).
     """
 
     config: Config
@@ -299,13 +329,25 @@ class Networks:
     def torso(self) -> ResettableGRU:
         return ResettableGRU(self.config.gru_hidden_size, self.config.activation)
 
-    def init(self, key: jax.Array, observation: jax.Array) -> dict[str, Any]:
-        actor_key, critic_key, torso_key = jax.random.split(key, 3)
-        features = observation
+    @property
+    def encoder(self) -> GridEncoder:
+        return GridEncoder(conv_features=self.config.conv_features)
+
+    def encode(self, params: dict[str, Any], observation: Any) -> jax.Array:
+        """The networks' input features of an observation (itself, or the grid encoding)."""
+        if self.config.encoder == "grid":
+            return self.encoder.apply(params["encoder"], observation)
+        return observation
+
+    def init(self, key: jax.Array, observation: Any) -> dict[str, Any]:
+        actor_key, critic_key, torso_key, encoder_key = jax.random.split(key, 4)
         params = {}
+        if self.config.encoder == "grid":
+            params["encoder"] = self.encoder.init(encoder_key, observation)
+        features = self.encode(params, observation)
         if self.config.recurrent:
             hidden = self.torso.initial_hidden()
-            params["torso"] = self.torso.init(torso_key, hidden, (observation, jnp.bool_(True)))
+            params["torso"] = self.torso.init(torso_key, hidden, (features, jnp.bool_(True)))
             features = hidden
         params["actor"] = self.actor.init(actor_key, features)
         params["critic"] = self.critic.init(critic_key, features)
@@ -322,7 +364,8 @@ class Networks:
 
     def recur(self, params, hidden, observation, episode_start):
         """One GRU step: ``(hidden, features)``; hidden is zeroed where ``episode_start``."""
-        return self.torso.apply(params["torso"], hidden, (observation, episode_start))
+        features = self.encode(params, observation)
+        return self.torso.apply(params["torso"], hidden, (features, episode_start))
 
     def sampling_noise(self, key: jax.Array, batch_shape: tuple[int, ...]) -> jax.Array:
         """Noise for ``sample_from_noise``: Gumbel ``(..., num_actions)`` for a categorical
@@ -344,6 +387,14 @@ class Networks:
         if self.discrete:
             return action
         return jnp.clip(action, self.action_low, self.action_high)
+
+
+def network_input(observation: Any) -> Any:
+    """An array observation as float32 (what the MLPs take); a dict observation (grid encoder)
+    as it is, kept compact (uint8 images) in the rollout: the encoder converts it."""
+    if isinstance(observation, dict):
+        return observation
+    return jnp.asarray(observation, jnp.float32)
 
 
 # --- training state -----------------------------------------------------------------------------
@@ -373,7 +424,7 @@ class PPOState:
     params: dict[str, Any]
     opt_state: Any
     env_state: Any  # batched over envs; holds the normaliser statistics when enabled
-    observation: jax.Array  # (num_envs, *obs_shape), the next observation to act on
+    observation: Any  # (num_envs, *obs_shape) (or a dict of such), the next observation to act on
     episode_start: jax.Array  # (num_envs,) bool
     hidden: jax.Array | None  # (num_envs, gru_hidden_size); None when feed-forward
     key: jax.Array
@@ -395,8 +446,52 @@ def training_env(config: Config, env: Environment) -> Environment:
     return env
 
 
-# --- make_train ---------------------------------------------------------------------------------
-def make_train(
+# --- the learner: rollout, advantages, PPO epochs -----------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class PPOLearner:
+    """PPO's pieces as pure functions, for ``make_train`` and for algorithms that train a PPO
+    student on envs they manage themselves (``algos/ued.py`` picks the levels).
+
+    * ``rollout(params, carry, env_key, noise_key) -> (carry, trajectory)``: ``num_steps``
+      steps of the ``num_envs`` envs under the policy (``env_key`` for the env steps,
+      ``noise_key`` for the action sampling); ``carry = (env_state, observation,
+      episode_start, hidden)`` with a leading env axis (``initial_carry`` builds one after a
+      reset).
+    * ``assess(params, trajectory, hparams) -> (values, advantages, targets)``, each
+      ``(num_steps, num_envs)``: values and GAE, bootstrapping truncated steps from
+      ``V(final_observation)``.
+    * ``learn(params, opt_state, hparams, trajectory, values, advantages, targets,
+      initial_hidden, learning_rate, key) -> (params, opt_state, losses)``: ``update_epochs``
+      passes of minibatch steps; ``losses`` are stacked ``(update_epochs, num_minibatches)``.
+    """
+
+    config: Config
+    env: Environment  # the training env stack (auto-reset, episode stats, ...)
+    env_params: Any
+    networks: Networks
+    optimizer: optax.GradientTransformation
+    rollout: Callable[..., Any]
+    assess: Callable[..., Any]
+    learn: Callable[..., Any]
+    act: Callable[..., Any]
+
+    @property
+    def hidden_width(self) -> int:
+        return self.config.gru_hidden_size if self.config.recurrent else 0
+
+    def init_params(self, key: jax.Array, observation: Any) -> dict[str, Any]:
+        """Network params from one env's observation (a leading env axis is dropped)."""
+        return self.networks.init(key, jax.tree.map(lambda x: x[0], network_input(observation)))
+
+    def initial_carry(self, observation: Any, env_state: Any) -> tuple[Any, ...]:
+        """The rollout carry right after a (batched) reset: every env starts an episode."""
+        num_envs = jax.tree.leaves(observation)[0].shape[0]
+        hidden = (jnp.zeros((num_envs, self.hidden_width), jnp.float32)
+                  if self.config.recurrent else None)
+        return env_state, network_input(observation), jnp.ones(num_envs, bool), hidden
+
+
+def make_learner(
     config: Config,
     env: Environment,
     env_params: Any,
@@ -405,8 +500,8 @@ def make_train(
         clipped_surrogate
     ),
     optimizer: optax.GradientTransformation | None = None,
-) -> Train:
-    """Build PPO's pure training run for ``env``.
+) -> PPOLearner:
+    """PPO's rollout, advantages and update for ``env`` (see ``PPOLearner``).
 
     Args:
       config: static settings (see ``Config``); checked here, before anything is traced.
@@ -418,7 +513,7 @@ def make_train(
         the update applies ``-learning_rate * direction``. Default ``scale_by_adam`` (Adam).
 
     Returns:
-      ``Train``: ``train(key, hparams=None) -> TrainResult`` with ``train.init``/``train.update``.
+      ``PPOLearner``.
     """
     validate(config, env, env_params)
     env = training_env(config, env)
@@ -433,32 +528,9 @@ def make_train(
     )
     if optimizer is None:
         optimizer = optax.scale_by_adam(eps=config.adam_epsilon)
-    num_updates = config.total_steps // (config.num_envs * config.num_steps)
     batch_size = config.num_envs * config.num_steps
     minibatch_size = batch_size // config.num_minibatches
-    hidden_width = config.gru_hidden_size if config.recurrent else 0
-
-    vmapped_reset = jax.vmap(env.reset, in_axes=(0, None), axis_name=ENV_AXIS)
     vmapped_step = jax.vmap(env.step, in_axes=(0, 0, 0, None), axis_name=ENV_AXIS)
-
-    def init(key: jax.Array, hparams: Hyperparams) -> PPOState:
-        network_key, reset_key, key = jax.random.split(key, 3)
-        observation, env_state = vmapped_reset(
-            jax.random.split(reset_key, config.num_envs), env_params
-        )
-        params = networks.init(network_key, observation[0].astype(jnp.float32))
-        return PPOState(
-            params=params,
-            opt_state=optimizer.init(params),
-            env_state=env_state,
-            observation=observation.astype(jnp.float32),
-            episode_start=jnp.ones(config.num_envs, bool),
-            hidden=(jnp.zeros((config.num_envs, hidden_width), jnp.float32)
-                    if config.recurrent else None),
-            key=key,
-            update_step=jnp.int32(0),
-            hparams=hparams,
-        )
 
     # --- rollout: num_steps steps of all envs under the current policy
     def rollout_step(params, carry, step_randomness):
@@ -467,14 +539,14 @@ def make_train(
         if config.recurrent:
             hidden, features = networks.recur(params, hidden, observation, episode_start)
         else:
-            features = observation
+            features = networks.encode(params, observation)
         distribution = networks.distribution(params, features)
         action = networks.sample_from_noise(distribution, action_noise)
         log_prob = distribution.log_prob(action)
         next_observation, env_state, reward, terminated, truncated, info = vmapped_step(
             env_keys, env_state, action, env_params
         )
-        final_observation = info["final_observation"].astype(jnp.float32)
+        final_observation = network_input(info["final_observation"])
         if config.recurrent:
             # V of the observation after this step, through the GRU state it would be read with.
             _, final_features = networks.recur(
@@ -491,7 +563,7 @@ def make_train(
             reward.astype(jnp.float32), terminated, truncated, info["episode_return"],
             info["episode_length"], info["returned_episode"],
         )
-        carry = (env_state, next_observation.astype(jnp.float32), done, hidden)
+        carry = (env_state, network_input(next_observation), done, hidden)
         return carry, transition
 
     # --- losses
@@ -506,7 +578,7 @@ def make_train(
                 replay, batch["initial_hidden"], (batch["observation"], batch["episode_start"])
             )
         else:
-            features = batch["observation"]
+            features = networks.encode(params, batch["observation"])
         distribution = networks.distribution(params, features)
         value = networks.value(params, features)
         log_ratio = distribution.log_prob(batch["action"]) - batch["log_prob"]
@@ -560,7 +632,10 @@ def make_train(
                               *x.shape[env_axis + 1:])
                 return jnp.moveaxis(x, env_axis, 0)
 
-            return {k: cut(v, 0 if k == "initial_hidden" else 1) for k, v in data.items()}
+            def cut_tree(tree, env_axis):  # an observation may be a dict of arrays
+                return jax.tree.map(lambda x: cut(x, env_axis), tree)
+
+            return {k: cut_tree(v, 0 if k == "initial_hidden" else 1) for k, v in data.items()}
         order = jax.random.permutation(key, batch_size)
         return jax.tree.map(
             lambda x: x.reshape(batch_size, *x.shape[2:])[order].reshape(
@@ -569,10 +644,7 @@ def make_train(
             data,
         )
 
-    # --- one update: rollout, advantages, epochs of minibatch steps
-    def update(state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
-        hparams = state.hparams
-        key, env_key, noise_key, shuffle_key = jax.random.split(state.key, 4)
+    def rollout(params, carry, env_key, noise_key):
         # All the rollout's randomness is drawn here in two batched calls rather than inside the
         # loop: on CPU each random draw is itself a small loop (threefry), so this takes most of
         # the per-step overhead out of the rollout.
@@ -580,24 +652,26 @@ def make_train(
             jax.random.split(env_key, (config.num_steps, config.num_envs)),
             networks.sampling_noise(noise_key, (config.num_steps, config.num_envs)),
         )
-        carry = (state.env_state, state.observation, state.episode_start, state.hidden)
-        carry, trajectory = jax.lax.scan(
-            lambda c, r: rollout_step(state.params, c, r), carry, randomness
-        )
-        env_state, observation, episode_start, hidden = carry
+        return jax.lax.scan(lambda c, r: rollout_step(params, c, r), carry, randomness)
 
+    def assess(params, trajectory, hparams):
         if config.recurrent:
             values, next_values = trajectory.value, trajectory.next_value
         else:
             # One batched critic pass instead of one per step. Every step's next value is
             # V(final_observation): it is the next observation unless the episode ended.
-            values = networks.value(state.params, trajectory.observation)
-            next_values = networks.value(state.params, trajectory.final_observation)
+            values = networks.value(params, networks.encode(params, trajectory.observation))
+            next_values = networks.value(
+                params, networks.encode(params, trajectory.final_observation)
+            )
         advantages, targets = generalized_advantages(
             trajectory.reward, values, next_values, trajectory.terminated, trajectory.truncated,
             hparams.gamma, hparams.gae_lambda,
         )
+        return values, advantages, targets
 
+    def learn(params, opt_state, hparams, trajectory, values, advantages, targets,
+              initial_hidden, learning_rate, key):
         data = {
             "observation": trajectory.observation,
             "episode_start": trajectory.episode_start,
@@ -608,23 +682,94 @@ def make_train(
             "target": targets,
         }
         if config.recurrent:
-            data["initial_hidden"] = state.hidden
-
-        fraction_left = 1.0 - state.update_step / num_updates
-        learning_rate = hparams.learning_rate * (fraction_left if config.anneal_lr else 1.0)
+            data["initial_hidden"] = initial_hidden
 
         def epoch(carry, epoch_key):
-            carry, losses = jax.lax.scan(
-                minibatch_step, carry, split_minibatches(epoch_key, data)
-            )
-            return carry, losses
+            return jax.lax.scan(minibatch_step, carry, split_minibatches(epoch_key, data))
 
         (params, opt_state, _, _), losses = jax.lax.scan(
-            epoch,
-            (state.params, state.opt_state, hparams, learning_rate),
-            jax.random.split(shuffle_key, config.update_epochs),
+            epoch, (params, opt_state, hparams, learning_rate),
+            jax.random.split(key, config.update_epochs),
+        )
+        return params, opt_state, losses
+
+    # --- the trained policy, for evaluation
+    def act(policy_params, key, observation, hidden, episode_start, deterministic):
+        params, obs_stats = policy_params["network"], policy_params["observation_stats"]
+        observation = network_input(observation)
+        if obs_stats is not None:
+            observation = obs_stats.normalize(observation)
+        if config.recurrent:
+            hidden, features = networks.recur(params, hidden, observation, episode_start)
+        else:
+            features = networks.encode(params, observation)
+        distribution = networks.distribution(params, features)
+        action = (networks.greedy_action(distribution) if deterministic
+                  else distribution.sample(seed=key))
+        return networks.clip_to_bounds(action), hidden
+
+    return PPOLearner(config, env, env_params, networks, optimizer, rollout, assess, learn, act)
+
+
+# --- make_train ---------------------------------------------------------------------------------
+def make_train(
+    config: Config,
+    env: Environment,
+    env_params: Any,
+    *,
+    policy_objective: Callable[[jax.Array, jax.Array, Hyperparams], jax.Array] = (
+        clipped_surrogate
+    ),
+    optimizer: optax.GradientTransformation | None = None,
+) -> Train:
+    """Build PPO's pure training run for ``env``: ``make_learner``'s pieces (same arguments)
+    strung into ``init`` and ``update``.
+
+    Returns:
+      ``Train``: ``train(key, hparams=None) -> TrainResult`` with ``train.init``/``train.update``.
+    """
+    learner = make_learner(config, env, env_params, policy_objective=policy_objective,
+                           optimizer=optimizer)
+    env = learner.env
+    num_updates = config.total_steps // (config.num_envs * config.num_steps)
+    batch_size = config.num_envs * config.num_steps
+    vmapped_reset = jax.vmap(env.reset, in_axes=(0, None), axis_name=ENV_AXIS)
+
+    def init(key: jax.Array, hparams: Hyperparams) -> PPOState:
+        network_key, reset_key, key = jax.random.split(key, 3)
+        observation, env_state = vmapped_reset(
+            jax.random.split(reset_key, config.num_envs), env_params
+        )
+        params = learner.init_params(network_key, observation)
+        env_state, observation, episode_start, hidden = learner.initial_carry(
+            observation, env_state
+        )
+        return PPOState(
+            params=params,
+            opt_state=learner.optimizer.init(params),
+            env_state=env_state,
+            observation=observation,
+            episode_start=episode_start,
+            hidden=hidden,
+            key=key,
+            update_step=jnp.int32(0),
+            hparams=hparams,
         )
 
+    # --- one update: rollout, advantages, epochs of minibatch steps
+    def update(state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
+        hparams = state.hparams
+        key, env_key, noise_key, learn_key = jax.random.split(state.key, 4)
+        carry = (state.env_state, state.observation, state.episode_start, state.hidden)
+        carry, trajectory = learner.rollout(state.params, carry, env_key, noise_key)
+        env_state, observation, episode_start, hidden = carry
+        values, advantages, targets = learner.assess(state.params, trajectory, hparams)
+        fraction_left = 1.0 - state.update_step / num_updates
+        learning_rate = hparams.learning_rate * (fraction_left if config.anneal_lr else 1.0)
+        params, opt_state, losses = learner.learn(
+            state.params, state.opt_state, hparams, trajectory, values, advantages, targets,
+            state.hidden, learning_rate, learn_key,
+        )
         residual_variance = jnp.var(targets - values)
         metrics = {
             "env_steps": (state.update_step + 1) * batch_size,
@@ -650,28 +795,14 @@ def make_train(
         )
         return new_state, metrics
 
-    # --- the trained policy, for evaluation
-    def act(policy_params, key, observation, hidden, episode_start, deterministic):
-        params, obs_stats = policy_params["network"], policy_params["observation_stats"]
-        observation = jnp.asarray(observation, jnp.float32)
-        if obs_stats is not None:
-            observation = obs_stats.normalize(observation)
-        if config.recurrent:
-            hidden, features = networks.recur(params, hidden, observation, episode_start)
-        else:
-            features = observation
-        distribution = networks.distribution(params, features)
-        action = (networks.greedy_action(distribution) if deterministic
-                  else distribution.sample(seed=key))
-        return networks.clip_to_bounds(action), hidden
-
     def make_policy(state: PPOState) -> Policy:
         """The policy of a (single-seed) training state; observation statistics included."""
         stats_state = find_state(state.env_state, NormalizeObservationState)
         obs_stats = (None if stats_state is None
                      else jax.tree.map(lambda x: x[0], stats_state.obs_stats))  # pooled: equal
-        carry = jnp.zeros(hidden_width, jnp.float32) if config.recurrent else None
-        return Policy(act, {"network": state.params, "observation_stats": obs_stats}, carry)
+        carry = jnp.zeros(learner.hidden_width, jnp.float32) if config.recurrent else None
+        return Policy(learner.act, {"network": state.params, "observation_stats": obs_stats},
+                      carry)
 
     return Train(
         init=init,

@@ -70,8 +70,7 @@ def progress_cost(train, seeds, repeats):
     states = train.initial_states(jax.random.split(jax.random.key(0), seeds))
     out = {}
     with tempfile.TemporaryDirectory() as directory:
-        reporter = _Reporter([sinks.CSVSink(Path(directory) / "progress.csv")],
-                             train.env_steps_per_update)
+        reporter = _Reporter([sinks.CSVSink(Path(directory) / "progress.csv")], train)
         for label, chunk_reporter in (("off", None), ("on", reporter)):
             runner = make_chunk_runner(train, max(1, train.num_updates // 50), chunk_reporter)
             jax.block_until_ready(runner(states, np.int32(0), train.num_updates))  # compile
