@@ -210,6 +210,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     "minatar": _MINATAR,
     "brax-locomotion": _BRAX_LOCOMOTION,
+    # JaxUED's maze student (CNN + GRU); not yet trained to a threshold here.
+    "maze": dict(
+        total_steps=5_000_000, num_envs=32, num_steps=256, update_epochs=5, num_minibatches=1,
+        learning_rate=1e-4, anneal_lr=False, gamma=0.995, gae_lambda=0.98, clip_epsilon=0.2,
+        entropy_coef=1e-3, value_coef=0.5, max_grad_norm=0.5, encoder="grid", recurrent=True,
+        gru_hidden_size=256, hidden_sizes=(32,), activation="relu", conv_features=16,
+    ),
 }
 _PRESET_BY_ENV = {
     "gymnax/CartPole-v1": "cartpole",
@@ -220,6 +227,7 @@ _PRESET_BY_ENV = {
     **{f"{backend}/{name}": "brax-locomotion"
        for backend in ("brax", "mjx")
        for name in ("ant", "halfcheetah", "hopper", "humanoid", "walker2d")},
+    **{maze_id: "maze" for maze_id in ("maze", "maze-full", "maze-rooms", "maze-perfect")},
 }
 
 

@@ -76,13 +76,16 @@ def preset_config_from(
 ) -> Any:
     """``config_type`` from a preset, then ``overrides``.
 
-    ``env_id_or_preset`` is a preset name, or an env id (``family/name``) whose preset is
-    ``preset_by_env[env_id]``; an env without a preset gets the plain defaults. An unknown
+    ``env_id_or_preset`` is a preset name, or an env id (``family/name``, or a registered id of
+    the project's own envs such as ``maze``) whose preset is ``preset_by_env[env_id]``; an env
+    without a preset gets the plain defaults. An unknown
     preset name raises, listing the presets of ``algorithm``.
     """
     if env_id_or_preset in presets:
         preset = presets[env_id_or_preset]
-    elif "/" in env_id_or_preset:
+    elif "/" in env_id_or_preset or env_id_or_preset in preset_by_env or _is_env_id(
+        env_id_or_preset
+    ):
         preset = presets.get(preset_by_env.get(env_id_or_preset, ""), {})
     else:
         raise ValueError(
@@ -90,6 +93,12 @@ def preset_config_from(
             f"(or pass an env id to get its default preset)."
         )
     return config_type(**{**preset, **overrides})
+
+
+def _is_env_id(name: str) -> bool:
+    from jaxrl_suite.registry import registered_envs
+
+    return name in registered_envs()
 
 
 def require_box_observation(algorithm: str, env: Any, env_params: Any) -> None:

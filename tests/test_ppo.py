@@ -259,3 +259,5 @@ def test_presets_apply_by_env_and_overrides_win():
     assert ppo.preset_config("gymnax/SpaceInvaders-MinAtar").activation == "relu"
     assert ppo.preset_config("brax/ant").normalize_observations
     assert ppo.preset_config("gymnax/DeepSea-bsuite") == ppo.Config()  # no preset: defaults
+    assert ppo.preset_config("maze").encoder == "grid"  # the project's own ids have no prefix
+    assert ppo.preset_config("maze-editor") == ppo.Config()
