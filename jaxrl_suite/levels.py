@@ -93,6 +93,8 @@ class AutoReplay(Wrapper):
     computing both and choosing: the observation is most of a maze step's cost.
     """
 
+    auto_resets = True
+
     def __init__(self, env: Environment):
         super().__init__(env)
         if not is_level_env(env):

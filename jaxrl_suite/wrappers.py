@@ -40,6 +40,7 @@ __all__ = [
     "has_wrapper",
     "find_state",
     "auto_reset_env",
+    "resets_automatically",
     "finished_episode_metrics",
 ]
 
@@ -132,6 +133,8 @@ class AutoReset(Wrapper):
     step. ``CachedAutoReset`` avoids that where resets are expensive.
     """
 
+    auto_resets = True
+
     def step_env(self, key: jax.Array, state: Any, action: Any, params: Any) -> StepOutput:
         step_key, reset_key = jax.random.split(key)
         obs, next_state, reward, terminated, truncated, info = self._env.step_env(
@@ -165,6 +168,8 @@ class CachedAutoReset(Wrapper):
     Cheaper than ``AutoReset`` when ``reset`` is costly (physics initialisation, level
     generation); the price is less diversity of initial states, which comes only from the batch.
     """
+
+    auto_resets = True
 
     owns_state = True
 
@@ -511,10 +516,22 @@ def find_state(state: Any, state_type: type) -> Any:
     return None
 
 
+def resets_automatically(env: Environment) -> bool:
+    """Whether a wrapper in ``env``'s stack starts a new episode when one ends (``AutoReset``,
+    ``CachedAutoReset``, ``AutoReplay``: wrappers with ``auto_resets = True``)."""
+    while True:
+        if getattr(type(env), "auto_resets", False):
+            return True
+        if not isinstance(env, Wrapper):
+            return False
+        env = env._env
+
+
 def auto_reset_env(env: Environment, cached: bool = False) -> Environment:
-    """``env`` with auto-reset (``CachedAutoReset`` if ``cached``, else ``AutoReset``) and
-    ``EpisodeStats``, adding whichever is missing: the stack an algorithm trains on."""
-    if not (has_wrapper(env, AutoReset) or has_wrapper(env, CachedAutoReset)):
+    """``env`` with auto-reset (``CachedAutoReset`` if ``cached``, else ``AutoReset``; kept as it
+    is if it already resets automatically, e.g. ``AutoReplay``) and ``EpisodeStats``, adding
+    whichever is missing: the stack an algorithm trains on."""
+    if not resets_automatically(env):
         env = (CachedAutoReset if cached else AutoReset)(env)
     if not has_wrapper(env, EpisodeStats):
         env = EpisodeStats(env)

@@ -417,6 +417,17 @@ def test_auto_replay_observes_as_the_reset_would():
     assert int(obs["direction"]) == 0 and int(info["final_observation"]["direction"]) == 2
 
 
+def test_training_stacks_keep_auto_replay():
+    """An algorithm's training stack (auto_reset_env) adds EpisodeStats to an AutoReplay env and
+    no AutoReset over it: the replayed level must not be replaced by a generated one."""
+    from jaxrl_suite.wrappers import auto_reset_env, has_wrapper, resets_automatically
+
+    stack = auto_reset_env(AutoReplay(Maze()))
+    assert has_wrapper(stack, EpisodeStats) and not has_wrapper(stack, AutoReset)
+    assert resets_automatically(stack) and not resets_automatically(Maze())
+    assert has_wrapper(auto_reset_env(Maze()), AutoReset)
+
+
 def test_level_env_api_through_wrappers():
     env = EpisodeStats(AutoReplay(Maze()))
     assert is_level_env(env) and not is_level_env(jaxrl_suite.make("gymnax/CartPole-v1")[0])
