@@ -30,13 +30,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 
 from jaxrl_suite import spaces
 from jaxrl_suite.environment import Environment, StepOutput
 from jaxrl_suite.envs.maze.level import Level
-from jaxrl_suite.envs.maze.maze import Maze
+from jaxrl_suite.envs.maze.maze import Maze, check_int_at_least
 
 __all__ = ["MazeEditor", "MazeEditorParams", "MazeEditorState", "make_editor"]
 
@@ -69,19 +68,6 @@ class MazeEditorState:
     time: jax.Array
 
 
-def _check_num_walls(num_walls: Any) -> int:
-    if (
-        isinstance(num_walls, bool)
-        or not isinstance(num_walls, (int, np.integer))
-        or num_walls < 0
-    ):
-        raise ValueError(
-            f"MazeEditor: num_walls (the number of wall-placing steps) must be an integer >= 0; "
-            f"got {num_walls!r}."
-        )
-    return int(num_walls)
-
-
 class MazeEditor(Environment):
     """The maze editor (module docstring), for the grid shape of ``maze``.
 
@@ -102,7 +88,9 @@ class MazeEditor(Environment):
             )
         self.maze = maze
         self.height, self.width = maze.height, maze.width
-        self.num_walls = _check_num_walls(num_walls)
+        self.num_walls = check_int_at_least(
+            "num_walls (the number of wall-placing steps)", num_walls, 0, owner="MazeEditor"
+        )
 
     # --- spaces ---------------------------------------------------------------------------------
     @property

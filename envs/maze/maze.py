@@ -67,9 +67,11 @@ class MazeState:
     time: jax.Array  # int32 (): steps taken in this episode
 
 
-def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+def check_int_at_least(name: str, value: Any, minimum: int = 1, owner: str = "Maze") -> int:
+    """``value`` as an int; a ``ValueError`` naming ``owner`` and ``name`` unless it is an integer
+    (not a bool) >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"Maze: {name} must be an integer >= {minimum}; got {value!r}.")
+        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}; got {value!r}.")
     return int(value)
 
 
@@ -112,9 +114,9 @@ class Maze(LevelEnvironment):
         rooms_per_side: int = 4,
         minigrid_actions: bool = False,
     ):
-        self.height = _check_positive_int("height", size if height is None else height, 2)
-        self.width = _check_positive_int("width", size if width is None else width, 2)
-        self.view_size = _check_positive_int("view_size", view_size)
+        self.height = check_int_at_least("height", size if height is None else height, 2)
+        self.width = check_int_at_least("width", size if width is None else width, 2)
+        self.view_size = check_int_at_least("view_size", view_size)
         if self.view_size % 2 == 0:
             raise ValueError(f"Maze: view_size must be odd (the agent sits in the middle "
                              f"column); got {view_size}.")
@@ -123,7 +125,7 @@ class Maze(LevelEnvironment):
                              f"{observation!r}.")
         if generator not in GENERATORS:
             raise ValueError(f"Maze: generator must be one of {GENERATORS}; got {generator!r}.")
-        self.rooms_per_side = _check_positive_int("rooms_per_side", rooms_per_side)
+        self.rooms_per_side = check_int_at_least("rooms_per_side", rooms_per_side)
         if generator == "empty_rooms" and 2 * self.rooms_per_side > min(self.height,
                                                                           self.width) + 1:
             raise ValueError(
