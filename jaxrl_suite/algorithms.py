@@ -21,6 +21,8 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
             "automatic entropy tuning; continuous or discrete actions"),
     "td3": ("jaxrl_suite.algos.td3", "Twin Delayed DDPG; target policy smoothing, delayed "
             "policy updates; continuous actions"),
+    "ued": ("jaxrl_suite.algos.ued", "Unsupervised Environment Design on level envs: DR, PLR, "
+            "robust PLR, ACCEL, PAIRED (--method); PPO student, held-out evaluation"),
 }
 
 

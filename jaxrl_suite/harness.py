@@ -328,6 +328,8 @@ def run_training(
         checkpointer.close()
 
     plot_learning_curve(run_dir)
+    if hasattr(algorithm, "write_outputs"):  # pictures an algorithm adds (UED: levels, GIF)
+        algorithm.write_outputs(run_dir, train, states)
     if options.eval_episodes:
         _write_evaluation(run_dir, train, states, options, env_params)
     metrics = (

@@ -4,7 +4,8 @@ Every score function takes a ``LevelRollout`` (time-major arrays of a rollout of
 level per env, ``T`` steps, possibly several episodes) and returns float32 ``(N,)``: the
 level's score, higher meaning "more worth replaying". The sampler
 (``jaxrl_suite.level_sampler``) never looks inside a score, so any function of this signature
-plugs in: PAIRED's regret estimate, or GROOVE's algorithmic regret later.
+plugs in: GROOVE's algorithmic regret later. PAIRED's regret, which needs two students, is
+``paired_regret`` of ``completed_episode_returns`` of each.
 
 * ``positive_value_loss`` (PLR's default, Jiang et al. 2021): the mean over the rollout of the
   positive part of the GAE advantage, ``mean_t max(A_t, 0)``.
@@ -26,6 +27,8 @@ __all__ = [
     "mean_absolute_gae",
     "max_mc",
     "SCORE_FUNCTIONS",
+    "completed_episode_returns",
+    "paired_regret",
 ]
 
 
@@ -85,3 +88,28 @@ SCORE_FUNCTIONS = {
     "mean_absolute_gae": mean_absolute_gae,
     "max_mc": max_mc,
 }
+
+
+# --- regret estimates from episode returns (PAIRED) -----------------------------------------------
+def completed_episode_returns(
+    episode_return: jax.Array, returned_episode: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(mean, max, count)`` per level, float32/float32/int32 ``(N,)``, over the episodes that
+    ended within a rollout: ``episode_return`` and ``returned_episode`` are ``(T, N)``, the
+    return of the episode that ended at each step and whether one did (``EpisodeStats``'
+    ``info``). A level where no episode ended gets 0 for mean and max."""
+    ended = returned_episode.astype(bool)
+    count = ended.sum(axis=0)
+    total = jnp.where(ended, episode_return, 0.0).sum(axis=0)
+    mean = jnp.where(count > 0, total / jnp.maximum(count, 1), 0.0)
+    best = jnp.where(ended, episode_return, -jnp.inf).max(axis=0)
+    best = jnp.where(count > 0, best, 0.0)
+    return mean.astype(jnp.float32), best.astype(jnp.float32), count.astype(jnp.int32)
+
+
+def paired_regret(protagonist_mean_return: jax.Array,
+                  antagonist_max_return: jax.Array) -> jax.Array:
+    """PAIRED's regret estimate per level (Dennis et al. 2020, in the "flexible" form of the DCD
+    papers): the antagonist's best episode return minus the protagonist's mean episode return,
+    float32 ``(N,)``. Inputs are ``(N,)`` (``completed_episode_returns``)."""
+    return (antagonist_max_return - protagonist_mean_return).astype(jnp.float32)
