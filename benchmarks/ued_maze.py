@@ -39,6 +39,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -155,6 +156,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the DCD papers' per-seed result CSVs")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing OUT/<method> run folders")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="run the methods in this many processes at once (XLA runs these "
+                             "small programs on about one core each, so 2 uses a 2-core machine)")
+    parser.add_argument("--no-report", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--report-only", action="store_true",
+                        help="no training: the table and plot from the run folders in OUT")
     parser.add_argument("--smoke", action="store_true",
                         help=f"tiny run to check the pipeline: {SMOKE_OVERRIDES}")
     args = parser.parse_args(argv)
@@ -166,6 +173,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     args.methods = list(dict.fromkeys(methods))  # keep order, drop repeats
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     return args
 
 
@@ -225,7 +234,38 @@ def run_method(config: ued.Config, args: argparse.Namespace) -> dict[str, Any]:
         if last_steps > first_steps and last_time > first_time:
             timing["steps_per_second_training"] = (
                 args.seeds * (last_steps - first_steps) / (last_time - first_time))
+    (Path(run_dir) / "timing.json").write_text(json.dumps(timing, indent=2))
     return timing
+
+
+# PAIRED trains two students and an adversary: about 2.5 times a PLR run's time per step.
+RELATIVE_COST = {"paired": 2.5}
+
+
+def run_in_processes(args: argparse.Namespace, argv: list[str]) -> None:
+    """Split the methods over ``args.jobs`` child processes (longest first, each to the least
+    loaded process), each running this script on its share with ``--jobs 1``, and wait."""
+    loads: list[tuple[float, list[str]]] = [(0.0, []) for _ in range(args.jobs)]
+    for method in sorted(args.methods, key=lambda m: -RELATIVE_COST.get(m, 1.0)):
+        index = min(range(len(loads)), key=lambda i: loads[i][0])
+        load, group = loads[index]
+        loads[index] = (load + RELATIVE_COST.get(method, 1.0), group + [method])
+    passthrough = []
+    skip = False
+    for arg in argv:  # every flag but --methods/--jobs, which each child gets its own
+        if skip and not arg.startswith("--"):
+            continue
+        skip = arg.split("=")[0] in ("--methods", "--jobs")
+        if not skip:
+            passthrough.append(arg)
+    children = [
+        subprocess.Popen([sys.executable, __file__, *passthrough, "--jobs", "1", "--no-report",
+                          "--methods", *group])
+        for _, group in loads if group
+    ]
+    codes = [child.wait() for child in children]
+    if any(codes):
+        raise SystemExit(f"error: a training process failed (exit codes {codes}).")
 
 
 def final_solve_rates(run_dir: Path) -> dict[str, Any]:
@@ -396,7 +436,16 @@ def main(argv: list[str] | None = None) -> None:
         configs = method_configs(args)
     except (TypeError, ValueError) as error:  # a bad setting: say so, without a traceback
         raise SystemExit(f"error: {error}") from None
+    argv = list(sys.argv[1:] if argv is None else argv)
     existing = [str(args.out / method) for method in configs if (args.out / method).exists()]
+    if args.report_only:
+        existing = []
+    elif args.jobs > 1:
+        if existing and not args.overwrite:
+            raise SystemExit(f"error: run folder(s) {', '.join(existing)} exist; pass "
+                             f"--overwrite to replace them or choose another --out.")
+        run_in_processes(args, argv)
+        existing, args.report_only = [], True
     if existing and not args.overwrite:
         raise SystemExit(f"error: run folder(s) {', '.join(existing)} exist; pass --overwrite "
                          f"to replace them or choose another --out.")
@@ -415,8 +464,11 @@ def main(argv: list[str] | None = None) -> None:
 
     results: dict[str, Any] = {"methods": {}}
     for method, config in configs.items():
-        print(f"{method}: training ...", flush=True)
-        timing = run_method(config, args)
+        if args.report_only:
+            timing = json.loads((args.out / method / "timing.json").read_text())
+        else:
+            print(f"{method}: training ...", flush=True)
+            timing = run_method(config, args)
         final = final_solve_rates(Path(timing["run_dir"]))
         dcd = dcd_summary(args.reference_dir / DCD_FILES[method], list(final["per_level"]))
         results["methods"][method] = {"final": final, "dcd": dcd, "timing": timing}
@@ -427,12 +479,13 @@ def main(argv: list[str] | None = None) -> None:
               + (f", {training_rate:,.0f} steps/s training" if training_rate else "") + ")",
               flush=True)
 
+    if args.no_report:
+        return
     shared_levels = list(next(iter(results["methods"].values()))["final"]["per_level"])
     results["dcd_accel_baseline"] = dcd_summary(args.reference_dir / DCD_ACCEL_BASELINE_FILE,
                                                 shared_levels)
     settings = {
-        "command": "python benchmarks/ued_maze.py "
-                   + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/ued_maze.py " + " ".join(argv),
         "env": args.env, "seeds": args.seeds, "seed": args.seed,
         "total_steps_requested": example.total_steps, "smoke": args.smoke,
         "overrides": {name: value for name, value in dataclasses.asdict(example).items()

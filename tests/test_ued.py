@@ -317,22 +317,65 @@ def test_named_held_out_levels_default_to_the_mazes_size():
         ued.held_out_levels(MAZE, ("SixteenRooms",))
 
 
-# --- the command line and the run folder ----------------------------------------------------------
+# --- the command line, the run folder, resume -----------------------------------------------------
+CLI_FLAGS = ["--method", "accel", "--env", "maze", "--num-envs", "4", "--num-steps", "16",
+             "--eval-interval", "2", "--total-steps", "256", "--buffer-capacity", "8",
+             "--minimum-fill", "0.5", "--gru-hidden-size", "8", "--conv-features", "2",
+             "--hidden-sizes", "8", "--heldout-episodes", "1", "--heldout-levels",
+             "SixteenRooms", "Labyrinth", "--update-epochs", "1", "--no-progress",
+             "--checkpoint-every", "1", "--eval-episodes", "2"]
+
+
+def saved_state(run_dir):
+    """The seed-batched UED state of a run folder's last checkpoint and its update."""
+    import json
+
+    from jaxrl_suite.checkpoints import Checkpointer
+    from jaxrl_suite.harness import load_run
+    from jaxrl_suite.registry import make
+
+    algorithm, config, options, _ = load_run(run_dir)
+    env, params = make(options.env)
+    train = algorithm.make_train(config, env, params)
+    like = train.initial_states(jax.random.split(jax.random.key(options.seed), options.seeds))
+    checkpointer = Checkpointer(run_dir / "checkpoints")
+    try:
+        fingerprint = json.loads((run_dir / "config.json").read_text())["fingerprint"]
+        return checkpointer.restore(like, fingerprint)
+    finally:
+        checkpointer.close()
+
+
+def raw_arrays(tree):
+    """NumPy leaves, PRNG keys as their raw data (so they compare with ==)."""
+    def raw(x):
+        return np.asarray(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+                          else x)
+
+    return jax.tree.map(raw, tree)
+
+
 @pytest.mark.slow
-def test_cli_trains_and_writes_the_ued_pictures(tmp_path, monkeypatch):
+def test_cli_trains_writes_the_ued_pictures_and_resumes_exactly(tmp_path, monkeypatch):
+    import shutil
+
     from jaxrl_suite.cli import main
 
     monkeypatch.chdir(tmp_path)
-    code = main(["train", "ued", "--method", "accel", "--env", "maze", "--num-envs", "4",
-                 "--num-steps", "16", "--eval-interval", "2", "--total-steps", "256",
-                 "--buffer-capacity", "8", "--minimum-fill", "0.5", "--gru-hidden-size", "8",
-                 "--conv-features", "2", "--hidden-sizes", "8", "--heldout-episodes", "1",
-                 "--heldout-levels", "SixteenRooms", "Labyrinth", "--update-epochs", "1",
-                 "--no-progress", "--run-dir", "run"])
-    assert code == 0
+    assert main(["train", "ued", *CLI_FLAGS, "--run-dir", "run"]) == 0
     run = tmp_path / "run"
     for name in ("metrics.csv", "heldout_solve_rate.png", "buffer_top_levels.png",
                  "heldout_rollout.gif", "eval.json"):
         assert (run / name).exists(), name
     header = (run / "metrics.csv").read_text().splitlines()[0]
     assert "heldout/solve_rate/Labyrinth" in header and "buffer_size" in header
+    # Lose the last checkpoint, as a run killed after the first logged update would, and resume:
+    # the state (student, level buffer, RNG) ends exactly where the uninterrupted run's did.
+    reference, update = saved_state(run)
+    assert update == 2
+    shutil.rmtree(run / "checkpoints" / "2")
+    assert main(["train", "ued", "--resume", str(run)]) == 0
+    resumed, update = saved_state(run)
+    assert update == 2
+    for a, b in zip(jax.tree.leaves(raw_arrays(reference)), jax.tree.leaves(raw_arrays(resumed))):
+        np.testing.assert_array_equal(a, b)
