@@ -419,6 +419,8 @@ def make_train(
                              carry[3], learning_rate, key)
 
     def round_metrics(trajectory, scores, levels):
+        """The round's training episodes (those finished in it; a level solved quickly counts
+        many times, so this solve rate is far above a per-level one), scores and levels."""
         returned = trajectory.returned_episode
         finished = returned.sum()
         metrics = {
