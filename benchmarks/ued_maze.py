@@ -279,6 +279,19 @@ def final_solve_rates(run_dir: Path) -> dict[str, Any]:
     prefix = "heldout/solve_rate/"
     levels = [name[len(prefix):] for name in last[0] if name.startswith(prefix)]
     mean_per_seed = np.array([float(row["heldout/solve_rate"]) for row in last])
+    config = json.loads((Path(run_dir) / "config.json").read_text())["run"]["config"]
+    # Rounds with a gradient step: robust PLR and ACCEL learn only on replay rounds, so at equal
+    # env steps they have taken fewer updates (ACCEL's paper budgets by student updates).
+    learns_on_replay_only = config["method"] in ("robust_plr", "accel")
+    learning_rounds = [
+        sum(config["eval_interval"] * (float(row["replay_fraction"]) if learns_on_replay_only
+                                       else 1.0)
+            for row in rows if int(row["seed"]) == seed)
+        for seed in sorted({int(row["seed"]) for row in rows})
+    ]
+    by_update: dict[int, list[float]] = {}
+    for row in rows:
+        by_update.setdefault(int(row["update"]), []).append(float(row["heldout/solve_rate"]))
     per_level = {level: np.array([float(row[prefix + level]) for row in last])
                  for level in levels}
     return {
@@ -287,6 +300,8 @@ def final_solve_rates(run_dir: Path) -> dict[str, Any]:
         "mean": float(mean_per_seed.mean()),
         "std": float(mean_per_seed.std()),
         "per_seed": mean_per_seed.tolist(),
+        "best_over_run": max(float(np.mean(values)) for values in by_update.values()),
+        "learning_rounds": float(np.mean(learning_rounds)),
         "per_level": {level: float(values.mean()) for level, values in per_level.items()},
         "per_level_per_seed": {level: values.tolist() for level, values in per_level.items()},
     }
@@ -357,8 +372,9 @@ def results_markdown(results: dict[str, Any], settings: dict[str, Any]) -> str:
         "",
         "| method | env steps / seed | held-out solve rate (ours, all levels) "
         "| ours, DCD's levels | DCD, same levels | DCD, all its levels | DCD setting "
+        "| best during the run | student rounds with a gradient step "
         "| wall s | steps/s (wall) | steps/s (training) |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for method, entry in methods.items():
         final, dcd, timing = entry["final"], entry["dcd"], entry["timing"]
@@ -373,6 +389,7 @@ def results_markdown(results: dict[str, Any], settings: dict[str, Any]) -> str:
         lines.append(
             f"| {METHOD_LABELS[method]} | {final['env_steps']:,} "
             f"| {plus_minus(final['mean'], final['std'])} | {dcd_cells} "
+            f"| {final['best_over_run']:.2f} | {final['learning_rounds']:.0f} "
             f"| {timing['wall_seconds']:.0f} | {timing['steps_per_second_wall']:,.0f} "
             f"| {'-' if training_rate is None else f'{training_rate:,.0f}'} |")
 
