@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -195,3 +196,19 @@ def test_bad_run_options_fail_early(tmp_path):
         run_training(ppo, CONFIG, options(tmp_path, "bad", env="gymnax/CartPol-v1"))
     with pytest.raises(ValueError, match="no config.json"):
         run_training(ppo, CONFIG, options(tmp_path, "bad", resume=str(tmp_path)))
+
+
+def test_one_seed_runs_the_update_unbatched_with_the_same_result():
+    from jaxrl_suite.harness import _seed_batched
+
+    def update(state):  # a cond on per-seed data: vmap turns it into a select of both branches
+        value = jax.lax.cond(state["x"] > 1.0, lambda x: x * 0.5, lambda x: x + 1.0, state["x"])
+        return {"x": value}, {"value": value, "steps": jnp.arange(3) * value}
+
+    states = {"x": jnp.array([1.5])}
+    batched, unbatched = jax.vmap(update)(states), _seed_batched(update)(states)
+    for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(unbatched)):
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    two = {"x": jnp.array([1.5, 0.5])}
+    np.testing.assert_array_equal(_seed_batched(update)(two)[0]["x"], [0.75, 1.5])
