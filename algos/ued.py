@@ -53,14 +53,14 @@ from flax import struct
 
 from jaxrl_suite import level_scores
 from jaxrl_suite.configs import (
-    require_in_unit_interval,
+    preset_config_from,
     require_non_negative,
     require_positive,
     require_positive_ints,
 )
 from jaxrl_suite.environment import Environment
 from jaxrl_suite.evaluation import Policy
-from jaxrl_suite.level_sampler import PRIORITIZATIONS, LevelBuffer, LevelSampler
+from jaxrl_suite.level_sampler import LevelBuffer, LevelSampler
 from jaxrl_suite.levels import AutoReplay, LevelEnvironment
 from jaxrl_suite.training import Train
 from jaxrl_suite.wrappers import Wrapper, tree_select
@@ -185,13 +185,7 @@ PRESETS: dict[str, dict[str, Any]] = {"maze": {}}  # the defaults are the maze's
 def preset_config(env_id_or_preset: str, **overrides: Any) -> Config:
     """``Config`` with ``overrides``. The defaults are the maze's (JaxUED's) settings; other level
     envs take the same defaults (set ``encoder="none"`` for array observations)."""
-    if env_id_or_preset not in PRESETS and "/" not in env_id_or_preset:
-        from jaxrl_suite.registry import registered_envs
-
-        if env_id_or_preset not in registered_envs():
-            raise ValueError(f"Unknown UED preset {env_id_or_preset!r}; presets: "
-                             f"{', '.join(PRESETS)} (or pass an env id).")
-    return Config(**overrides)
+    return preset_config_from(Config, PRESETS, {}, "UED", env_id_or_preset, overrides)
 
 
 def student_config(config: Config, *, adversary: bool = False,
@@ -229,20 +223,13 @@ def validate(config: Config) -> None:
         raise ValueError(f"UED: score_function must be one of "
                          f"{', '.join(level_scores.SCORE_FUNCTIONS)}; got "
                          f"{config.score_function!r}.")
-    if config.prioritization not in PRIORITIZATIONS:
-        raise ValueError(f"UED: prioritization must be one of {', '.join(PRIORITIZATIONS)}; "
-                         f"got {config.prioritization!r}.")
     require_positive_ints(config, "total_steps", "num_envs", "num_steps", "buffer_capacity",
-                          "eval_interval", "heldout_episodes")
-    if not isinstance(config.num_edits, int) or isinstance(config.num_edits, bool) or (
-        config.num_edits < 1
-    ):
-        raise ValueError(f"num_edits must be a positive integer; got {config.num_edits!r}.")
+                          "eval_interval", "heldout_episodes", "num_edits")
     if not isinstance(config.adversary_num_walls, int) or config.adversary_num_walls < 0:
         raise ValueError(f"adversary_num_walls must be an integer >= 0; got "
                          f"{config.adversary_num_walls!r}.")
-    require_in_unit_interval(config, "staleness_coef", "replay_probability", "minimum_fill")
-    require_positive(config, "temperature", "adversary_learning_rate")
+    require_positive(config, "adversary_learning_rate")
+    level_sampler(config)  # the sampler checks its own settings (prioritization, temperature...)
     require_non_negative(config, "adversary_entropy_coef")
     round_steps = config.eval_interval * config.num_envs * config.num_steps
     if config.total_steps < round_steps:
@@ -251,6 +238,16 @@ def validate(config: Config) -> None:
             f"* num_envs * num_steps = {config.eval_interval} * {config.num_envs} * "
             f"{config.num_steps} = {round_steps}. Raise total_steps or lower eval_interval."
         )
+
+
+def level_sampler(config: Config) -> LevelSampler:
+    """The ``LevelSampler`` of ``config``'s buffer settings (it raises on a bad one)."""
+    return LevelSampler(
+        capacity=config.buffer_capacity, prioritization=config.prioritization,
+        temperature=config.temperature, topk=min(config.topk, config.buffer_capacity),
+        staleness_coef=config.staleness_coef, replay_probability=config.replay_probability,
+        minimum_fill=config.minimum_fill, duplicate_check=config.duplicate_check,
+    )
 
 
 def level_env_of(env: Environment) -> LevelEnvironment:
@@ -324,6 +321,12 @@ class UEDTrain(Train):
     ued: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+def policy_params(network_params: Any) -> dict[str, Any]:
+    """The params ``ppo``'s ``act`` takes: the network's, and no observation statistics (the
+    UED student does not normalise observations)."""
+    return {"network": network_params, "observation_stats": None}
+
+
 def _nan_like(tree: Any) -> Any:
     return jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), tree)
 
@@ -360,18 +363,13 @@ def make_train(
 
     student_env = AutoReplay(level_env)
     learner = ppo.make_learner(student_config(config), student_env, env_params)
-    networks, student_env = learner.networks, learner.env
+    student_env = learner.env
     num_envs, num_steps = config.num_envs, config.num_steps
     rounds = config.eval_interval
     num_updates = config.total_steps // (rounds * num_envs * num_steps)
     total_rounds = num_updates * rounds
     score_level = level_scores.SCORE_FUNCTIONS[config.score_function]
-    sampler = LevelSampler(
-        capacity=config.buffer_capacity, prioritization=config.prioritization,
-        temperature=config.temperature, topk=min(config.topk, config.buffer_capacity),
-        staleness_coef=config.staleness_coef, replay_probability=config.replay_probability,
-        minimum_fill=config.minimum_fill, duplicate_check=config.duplicate_check,
-    )
+    sampler = level_sampler(config)
     uses_buffer = method in ("plr", "robust_plr", "accel")
     learns_only_on_replay = method in ("robust_plr", "accel")
 
@@ -601,18 +599,10 @@ def make_train(
         def one_step(carry, step_key):
             env_state, observation, hidden, episode_return, running, first = carry
             action_key, env_key = jax.random.split(step_key)
-            observation = ppo.network_input(observation)
-            if config.recurrent:
-                hidden, features = networks.recur(params, hidden, observation,
-                                                  jnp.full(count, first))
-            else:
-                features = networks.encode(params, observation)
-            distribution = networks.distribution(params, features)
-            action = (networks.greedy_action(distribution) if config.heldout_deterministic
-                      else distribution.sample(seed=action_key))
+            action, hidden = learner.act(policy_params(params), action_key, observation, hidden,
+                                         jnp.full(count, first), config.heldout_deterministic)
             observation, env_state, reward, terminated, truncated, _ = step(
-                jax.random.split(env_key, count), env_state, networks.clip_to_bounds(action),
-                env_params)
+                jax.random.split(env_key, count), env_state, action, env_params)
             episode_return = episode_return + jnp.where(running, reward, 0.0)
             running = running & ~(terminated | truncated)
             return (env_state, observation, hidden, episode_return, running, False), None
@@ -679,8 +669,7 @@ def make_train(
 
     def make_policy(state: UEDState) -> Policy:
         carry = jnp.zeros(learner.hidden_width, jnp.float32) if config.recurrent else None
-        return Policy(learner.act, {"network": protagonist_params(state),
-                                    "observation_stats": None}, carry)
+        return Policy(learner.act, policy_params(protagonist_params(state)), carry)
 
     default_hparams = Hyperparams(
         student=ppo.Hyperparams.from_config(student_config(config)),
@@ -764,7 +753,6 @@ def agent_frames(train: Train, state: UEDState, level: Any, key: jax.Array,
     level_env, env_params, learner = parts["level_env"], parts["env_params"], parts["learner"]
     config = train.config
     params = parts["protagonist_params"](state)
-    networks = learner.networks
     num_steps = int(num_steps or env_params.max_steps_in_episode)
     replay = AutoReplay(level_env)
 
@@ -777,14 +765,8 @@ def agent_frames(train: Train, state: UEDState, level: Any, key: jax.Array,
         def one_step(carry, step_key):
             env_state, observation, hidden, start = carry
             action_key, env_key = jax.random.split(step_key)
-            observation = ppo.network_input(observation)
-            if config.recurrent:
-                hidden, features = networks.recur(params, hidden, observation, start)
-            else:
-                features = networks.encode(params, observation)
-            distribution = networks.distribution(params, features)
-            action = (networks.greedy_action(distribution) if config.heldout_deterministic
-                      else distribution.sample(seed=action_key))
+            action, hidden = learner.act(policy_params(params), action_key, observation, hidden,
+                                         start, config.heldout_deterministic)
             observation, env_state, _, terminated, truncated, _ = replay.step_env(
                 env_key, env_state, action, env_params)
             frame = render_state(level_env, env_state, tile_size)
