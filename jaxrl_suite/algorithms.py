@@ -23,6 +23,16 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
             "policy updates; continuous actions"),
     "ued": ("jaxrl_suite.algos.ued", "Unsupervised Environment Design on level envs: DR, PLR, "
             "robust PLR, ACCEL, PAIRED (--method); PPO student, held-out evaluation"),
+    "bc": ("jaxrl_suite.algos.offline.bc", "Offline: behaviour cloning (MSE to the dataset's "
+           "actions); the baseline"),
+    "iql": ("jaxrl_suite.algos.offline.iql", "Offline: Implicit Q-Learning; expectile value, "
+            "advantage-weighted policy"),
+    "td3_bc": ("jaxrl_suite.algos.offline.td3_bc", "Offline: TD3+BC; TD3 with a behaviour-"
+               "cloning term, normalised states"),
+    "cql": ("jaxrl_suite.algos.offline.cql", "Offline: Conservative Q-Learning on SAC; "
+            "pushes down out-of-data action values"),
+    "rebrac": ("jaxrl_suite.algos.offline.rebrac", "Offline: ReBRAC; TD3+BC with BC in the "
+               "critic target, layer norm, large batches"),
 }
 
 

@@ -231,11 +231,11 @@ def _seed_batched(update):
 def make_chunk_runner(train: Train, progress_every: int, reporter: Any = None):
     """A jitted ``(states, first_update, num_updates) -> (states, metrics)`` over seed-batched
     states. With a ``reporter``, every ``progress_every``-th update (and the last one of the run)
-    calls it from inside the compiled loop with the metrics of that update for all seeds."""
-    batched_update = _seed_batched(train.update)
+    calls it from inside the compiled loop with the metrics of that update for all seeds.
+    ``train.data`` (an offline dataset) is an argument of the compiled program, not a constant."""
 
-    def step(states, update_index):
-        states, metrics = batched_update(states)
+    def step(states, update_index, data):
+        states, metrics = _seed_batched(lambda state: train.step(state, data))(states)
         if reporter is not None:
             done = update_index + 1
             due = (done % progress_every == 0) | (done == train.num_updates)
@@ -246,11 +246,13 @@ def make_chunk_runner(train: Train, progress_every: int, reporter: Any = None):
             )
         return states, metrics
 
-    def run_chunk(states, first_update, num_updates):
+    def run_chunk(states, first_update, num_updates, data):
         indices = first_update + jnp.arange(num_updates)
-        return jax.lax.scan(step, states, indices)
+        return jax.lax.scan(lambda carry, index: step(carry, index, data), states, indices)
 
-    return jax.jit(run_chunk, static_argnums=2)
+    jitted = jax.jit(run_chunk, static_argnums=2)
+    return lambda states, first_update, num_updates: jitted(states, first_update, num_updates,
+                                                           train.data)
 
 
 def run_training(
@@ -440,12 +442,14 @@ def plot_learning_curve(run_dir: str | Path, metric: str = "episode_return") -> 
         rows = list(csv.DictReader(file))
     if not rows or metric not in rows[0]:
         return None
+    # Offline runs take no env step: their x axis is gradient steps.
+    x_name = "gradient_steps" if "gradient_steps" in rows[0] else "env_steps"
     by_update: dict[int, list[float]] = {}
     steps: dict[int, float] = {}
     for row in rows:
         update = int(row["update"])
         by_update.setdefault(update, []).append(float(row[metric]))
-        steps[update] = float(row["env_steps"])
+        steps[update] = float(row[x_name])
     updates = sorted(by_update)
     values = [np.asarray(by_update[u]) for u in updates]
     mean = np.array([np.nanmean(v) if np.isfinite(v).any() else np.nan for v in values])
@@ -458,7 +462,7 @@ def plot_learning_curve(run_dir: str | Path, metric: str = "episode_return") -> 
     axis.fill_between(x[keep], (mean - std)[keep], (mean + std)[keep], alpha=0.25, label="± std")
     config = json.loads((run_dir / "config.json").read_text())["run"]
     axis.set_title(f"{config['algo']} on {config['env']}")
-    axis.set_xlabel("env steps")
+    axis.set_xlabel(x_name.replace("_", " "))
     axis.set_ylabel(metric.replace("_", " "))
     axis.legend(loc="lower right")
     axis.grid(alpha=0.3)
@@ -517,8 +521,14 @@ def algorithm_main(algorithm: types.ModuleType, argv: Sequence[str] | None = Non
     pre.add_argument("--env", default=getattr(algorithm, "DEFAULT_ENV", RunOptions.env))
     pre.add_argument("--preset", default=RunOptions.preset)
     pre.add_argument("--resume", default=None)
+    pre.add_argument("--dataset", default=None)
     known, _ = pre.parse_known_args(argv)
     try:
+        if known.dataset and getattr(algorithm, "OFFLINE", False) and "--env" not in argv:
+            # An offline run's env defaults to the one its dataset records.
+            from jaxrl_suite.offline import dataset_env_id
+
+            known.env = dataset_env_id(known.dataset) or known.env
         if known.resume:
             _, config, options, _ = load_run(known.resume)
             base_config, base_options = config, options
@@ -558,8 +568,16 @@ def algorithm_main(algorithm: types.ModuleType, argv: Sequence[str] | None = Non
     tail = episode_return[-max(1, len(episode_return) // 10):]
     final = np.nanmean(tail, axis=0) if np.isfinite(tail).any() else None
     print(f"run folder: {run_dir}")
-    print(f"  {arguments.run.seeds} seed(s), {result.metrics['env_steps'][-1, 0]:,} env steps "
-          f"each, {seconds:.1f} s including compilation" if result.metrics else "  nothing to do")
+    if "gradient_steps" in result.metrics:  # offline: gradient steps on the dataset
+        print(f"  {arguments.run.seeds} seed(s), {result.metrics['gradient_steps'][-1, 0]:,} "
+              f"gradient steps each, {seconds:.1f} s including compilation")
+        score = np.asarray(result.metrics["normalized_score"])[-1]
+        if np.isfinite(score).all():
+            print(f"  final normalised score: {score.mean():.1f} ± {score.std():.1f} over seeds")
+    else:
+        print(f"  {arguments.run.seeds} seed(s), {result.metrics['env_steps'][-1, 0]:,} env "
+              f"steps each, {seconds:.1f} s including compilation" if result.metrics
+              else "  nothing to do")
     if final is not None:
         print(f"  final training return (last 10% of updates): {np.mean(final):.2f} "
               f"± {np.std(final):.2f} over seeds")

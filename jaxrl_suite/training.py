@@ -48,6 +48,10 @@ class Train:
       env_steps_before_updates: env steps ``init`` already took (an off-policy run's random
         prefill of its replay buffer); env steps after ``u`` updates are this plus
         ``u * env_steps_per_update``.
+      data: a pytree of arrays every update reads and none changes (an offline dataset), or
+        None. When set, ``update`` is ``(state, data) -> (state, metrics)``: the harness passes
+        ``data`` to the compiled program as an argument, shared by all seeds, so a large dataset
+        is neither embedded in the program as a constant nor copied per seed or checkpoint.
     """
 
     init: Callable[[jax.Array, Any], Any]
@@ -58,6 +62,13 @@ class Train:
     make_policy: Callable[[Any], Any]
     config: Any
     env_steps_before_updates: int = 0
+    data: Any = None
+
+    def step(self, state: Any, data: Any = None) -> tuple[Any, dict[str, jax.Array]]:
+        """One update, given ``data`` when the run has any (default ``self.data``)."""
+        if self.data is None:
+            return self.update(state)
+        return self.update(state, self.data if data is None else data)
 
     def initial_state(self, key: jax.Array, hparams: Any = None) -> Any:
         return self.init(key, self.default_hparams if hparams is None else hparams)
@@ -74,7 +85,7 @@ class Train:
 
     def run_updates(self, state: Any, num_updates: int) -> tuple[Any, dict[str, jax.Array]]:
         """``num_updates`` updates as one ``lax.scan``; metrics stacked ``(num_updates, ...)``."""
-        return jax.lax.scan(lambda carry, _: self.update(carry), state, None, num_updates)
+        return jax.lax.scan(lambda carry, _: self.step(carry), state, None, num_updates)
 
     def __call__(self, key: jax.Array, hparams: Any = None) -> TrainResult:
         state, metrics = self.run_updates(self.initial_state(key, hparams), self.num_updates)

@@ -1,0 +1,1 @@
+"""Offline RL algorithms: one readable file each, learning from a fixed dataset."""

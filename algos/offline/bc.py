@@ -1,0 +1,141 @@
+"""Behaviour cloning: regress the dataset's actions, the baseline every offline method must beat.
+
+Read top to bottom: ``Config`` and presets, the network, ``make_train`` (the mean-squared-error
+step), ``main``. ``make_train(config, env, env_params)`` returns the usual pure ``Train``::
+
+    env, env_params = jaxrl_suite.make("gymnax/Pendulum-v1")
+    train = make_train(preset_config("gymnax/Pendulum-v1", dataset="pendulum-medium-v0"),
+                       env, env_params)
+
+The policy is deterministic: a tanh MLP scaled to the action bounds, fitted by mean squared error
+to the dataset's actions on standardised observations (the setting of the TD3+BC paper's BC
+baseline and CORL's). With ``sampling="return_weighted"`` it clones the better episodes more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jaxrl_suite.buffers import Transition
+from jaxrl_suite.configs import (
+    hyperparams_from_config,
+    preset_config_from,
+    require_hidden_sizes,
+    require_positive,
+)
+from jaxrl_suite.datasets import Dataset
+from jaxrl_suite.environment import Environment
+from jaxrl_suite.networks import DeterministicActor, activation_by_name, scale_to_bounds
+from jaxrl_suite.offline import (
+    OfflineConfig,
+    make_offline_train,
+    prepare_offline,
+    write_outputs,
+)
+from jaxrl_suite.training import Train
+
+__all__ = ["Config", "Hyperparams", "PRESETS", "make_train", "preset_config", "main",
+           "write_outputs"]
+
+NAME = "bc"
+DEFAULT_ENV = "gymnax/Pendulum-v1"
+OFFLINE = True  # `jaxrl train bc --dataset NAME` takes the env from the dataset
+
+
+# --- configuration ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Config(OfflineConfig):
+    """BC settings (and the shared offline ones: dataset, total_updates, batch_size, ...).
+    Defaults: CORL's BC (3e-4, two 256-unit layers, 1M steps of batch 256)."""
+
+    learning_rate: float = 3e-4
+    """Adam step size (traceable)."""
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the policy."""
+    activation: str = "relu"
+    """relu, tanh, gelu, silu or elu."""
+
+
+@struct.dataclass
+class Hyperparams:
+    learning_rate: jax.Array
+
+
+# The Pendulum preset keeps the published settings and shortens the run: Pendulum's datasets
+# are small (1e5 transitions) and the policies converge within 3e4 steps.
+PRESETS: dict[str, dict[str, Any]] = {
+    "pendulum": dict(total_updates=30_000, eval_interval=1_000, evaluation_episodes=10),
+}
+_PRESET_BY_ENV = {"gymnax/Pendulum-v1": "pendulum"}
+
+
+def preset_config(env_id_or_preset: str, **overrides: Any) -> Config:
+    """``Config`` from a preset (by name, or an env id's default), then ``overrides``."""
+    return preset_config_from(Config, PRESETS, _PRESET_BY_ENV, "BC", env_id_or_preset,
+                              overrides)
+
+
+# --- make_train ---------------------------------------------------------------------------------
+@struct.dataclass
+class Learner:
+    actor_params: Any
+    actor_opt_state: Any
+
+
+def make_train(config: Config, env: Environment, env_params: Any,
+               dataset: Dataset | None = None) -> Train:
+    """BC's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``."""
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a bc.Config; got {type(config).__name__}.")
+    require_positive(config, "learning_rate")
+    require_hidden_sizes(config.hidden_sizes)
+    activation_by_name(config.activation)
+    setup = prepare_offline(config, env, env_params, "BC", dataset)
+    actor = DeterministicActor(config.hidden_sizes, setup.action_dim, config.activation)
+    optimizer = optax.scale_by_adam()  # update = -learning_rate * direction (rate traceable)
+
+    def action_in_bounds(actor_params, observation):
+        return scale_to_bounds(actor.apply(actor_params, observation), setup.action_low,
+                               setup.action_high)
+
+    def init_learner(key: jax.Array, hparams: Hyperparams) -> Learner:
+        params = actor.init(key, setup.dataset.observations[0])
+        return Learner(params, optimizer.init(params))
+
+    def loss(actor_params, batch: Transition):
+        return jnp.square(action_in_bounds(actor_params, batch.observation) - batch.action).mean()
+
+    def gradient_step(learner: Learner, batch: Transition, key: jax.Array, hparams: Hyperparams):
+        value, grads = jax.value_and_grad(loss)(learner.actor_params, batch)
+        direction, opt_state = optimizer.update(grads, learner.actor_opt_state)
+        params = jax.tree.map(lambda p, d: p - hparams.learning_rate * d,
+                              learner.actor_params, direction)
+        return Learner(params, opt_state), {"bc_loss": value}
+
+    return make_offline_train(
+        config, env, env_params, setup,
+        init_learner=init_learner,
+        gradient_step=gradient_step,
+        greedy_action=lambda learner, obs: action_in_bounds(learner.actor_params, obs),
+        default_hparams=hyperparams_from_config(Hyperparams, config),
+    )
+
+
+# --- command line -------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python algos/offline/bc.py --dataset pendulum-medium-v0``: as ``jaxrl train bc``."""
+    from jaxrl_suite.harness import algorithm_main
+
+    return algorithm_main(sys.modules[__name__], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
