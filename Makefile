@@ -17,15 +17,21 @@ $(STAMP): pyproject.toml
 # process: after it, in the same process, XLA's CPU compiler segfaulted compiling a later Brax
 # program (tests/test_offpolicy.py's SAC smoke test; reproduced twice, never in smaller runs).
 # The two processes run at once: compiling takes most of the time and uses about one core, so
-# on 2 cores this nearly halves the wall time. The conformance log is printed when both end.
+# on 2 cores this nearly halves the wall time. The side process's log is printed when both end.
+# The offline RL tests (Pendulum datasets, collected once per process) join the conformance
+# process, which balances the two: each takes about as long as the other.
+SIDE_TESTS := tests/test_conformance.py tests/test_datasets.py tests/test_collect.py \
+	tests/test_offline.py tests/test_iql.py tests/test_td3_bc.py tests/test_cql.py \
+	tests/test_rebrac.py
+
 test: $(STAMP)
 	$(PY) -m ruff check .
 	@mkdir -p build
-	@$(PY) -m pytest tests/test_conformance.py > build/conformance.log 2>&1 & conformance=$$!; \
-	$(PY) -m pytest --ignore=tests/test_conformance.py; rest=$$?; \
-	wait $$conformance; conformance_status=$$?; \
-	echo "--- tests/test_conformance.py (ran alongside) ---"; cat build/conformance.log; \
-	test $$rest -eq 0 && test $$conformance_status -eq 0
+	@$(PY) -m pytest $(SIDE_TESTS) > build/side_tests.log 2>&1 & side=$$!; \
+	$(PY) -m pytest $(foreach t,$(SIDE_TESTS),--ignore=$(t)); rest=$$?; \
+	wait $$side; side_status=$$?; \
+	echo "--- $(SIDE_TESTS) (ran alongside) ---"; cat build/side_tests.log; \
+	test $$rest -eq 0 && test $$side_status -eq 0
 
 demo: $(STAMP)
 	$(VENV)/bin/jaxrl train ppo --env gymnax/CartPole-v1 --seeds 4
