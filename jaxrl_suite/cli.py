@@ -7,6 +7,9 @@
     jaxrl train ALGO --env ID [--seeds N] [--total-steps 5e5] [any Config field as a flag]
                                            train; writes runs/<algo>-<env>-<timestamp>/
     jaxrl eval RUN_DIR [--episodes N]      evaluate the last checkpoint of a run, every seed
+    jaxrl collect --algo sac --env ID --kind medium [--kind expert | --kind all] [--out DIR]
+                  [--transitions 100000] [--seed S] [--total-steps N]
+                                           train an agent; write D4RL-style datasets (Minari)
     jaxrl render maze [--level NAME | --generator G --size S --seed S] [--num-levels N]
                       [--rollout-steps T] [--tile-size PX] OUT.png|OUT.gif
                                            picture of a level, a grid of levels, or a GIF of
@@ -96,6 +99,30 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         per_seed = ", ".join(f"{x:.1f}" for x in entry["per_seed"])
         print(f"  {mode:13s} return {entry['mean_return']:.2f} ± {entry['std_over_seeds']:.2f} "
               f"(per seed: {per_seed})")
+    return 0
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from jaxrl_suite.collect import collect_datasets
+    from jaxrl_suite.datasets import datasets_dir, episode_returns, normalized_score
+
+    out_dir = Path(args.out) if args.out is not None else datasets_dir()
+    datasets = collect_datasets(
+        args.algo, args.env, args.kind or ["all"], num_transitions=args.transitions,
+        seed=args.seed, total_steps=args.total_steps, out_dir=out_dir,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    info = next(iter(datasets.values())).info
+    print(f"reference returns: random {info.ref_min_score:.2f}, expert "
+          f"{info.ref_max_score:.2f} ({args.algo} on {args.env}, seed {args.seed})")
+    for dataset in datasets.values():
+        mean_return = float(episode_returns(dataset).mean())
+        score = normalized_score(mean_return, info.ref_min_score, info.ref_max_score)
+        print(f"wrote {out_dir / dataset.info.name}: {dataset.size:,} transitions, "
+              f"{dataset.num_episodes} episodes, mean return {mean_return:.2f}, "
+              f"normalised score {score:.1f}")
     return 0
 
 
@@ -216,6 +243,24 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--tile-size", type=_positive, default=None,
                         help="pixels per cell (default 16; 8 for a grid of levels)")
     render.set_defaults(run=_cmd_render)
+    collect = commands.add_parser(
+        "collect", help="train an agent and write D4RL-style datasets (Minari folders): "
+                        "jaxrl collect --algo sac --env gymnax/Pendulum-v1 --kind medium",
+    )
+    collect.add_argument("--algo", default="sac", help="the agent to train: sac or td3")
+    collect.add_argument("--env", default="gymnax/Pendulum-v1", help="a registered env id")
+    collect.add_argument("--kind", action="append", default=None,
+                         help="random, medium, expert, medium-replay, medium-expert or all; "
+                              "repeat for several (default all)")
+    collect.add_argument("--out", default=None,
+                         help="folder to write to (default $JAXRL_DATASETS, else "
+                              "~/.jaxrl_suite/datasets)")
+    collect.add_argument("--transitions", type=_positive, default=100_000,
+                         help="transitions of each rolled-out dataset (whole episodes)")
+    collect.add_argument("--seed", type=int, default=0)
+    collect.add_argument("--total-steps", type=_positive, default=None,
+                         help="env steps to train for (default: the preset's)")
+    collect.set_defaults(run=_cmd_collect)
     return parser
 
 
