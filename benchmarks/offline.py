@@ -7,15 +7,16 @@ dataset family.
 
 **Speed.** Gradient steps per second of BC, IQL, TD3+BC, CQL and ReBRAC at batch 256 with
 3 x 256 hidden layers (every network), for 1 and 8 seeds under ``vmap``, measured on the
-compiled run (compilation reported apart), with the in-run evaluation (10 episodes every 5,000
-steps, CORL's schedule) included. For scale: the published JAX single-file implementations (e.g.
+compiled run (compilation reported apart), with the in-run evaluation (10 episodes after the
+timed 2,000 steps) included. For scale: the published JAX single-file implementations (e.g.
 JAX-CORL) report 1M IQL or TD3+BC updates in about 9 minutes on a 2017 desktop GPU, about 1,850
 updates/s; no such GPU is on this machine, so that figure is quoted, not rerun.
 
 **Scores.** Each algorithm's Pendulum preset (its published hyperparameters, a shorter run) on
 each dataset of the family (``jaxrl collect --algo sac --env gymnax/Pendulum-v1 --kind all``);
-the score is the normalised score of the last evaluation, mean and std over seeds, beside the
-dataset's behaviour score. Writes ``docs/offline_results.md`` and ``docs/offline_results.json``.
+the score is the normalised score averaged over the last three evaluations, mean and std over
+seeds, beside the dataset's behaviour score. Writes ``docs/offline_results.md`` and
+``docs/offline_results.json``.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def ensure_datasets(folder: Path, num_transitions: int, seed: int) -> Path:
     return folder
 
 
-def measure_speed(algorithm: str, seeds: int, dataset_path: Path, updates: int) -> dict:
-    """Compile time and gradient steps/s of ``algorithm`` over ``updates`` logged updates."""
+def measure_speed(algorithm: str, seeds: int, dataset_path: Path, steps: int) -> dict:
+    """Compile time and gradient steps/s of ``algorithm``: one logged update of ``steps``
+    gradient steps and its evaluation, timed on its second call (same compiled program)."""
     import jax
 
     from jaxrl_suite import make
@@ -59,33 +61,30 @@ def measure_speed(algorithm: str, seeds: int, dataset_path: Path, updates: int) 
 
     module = load_algorithm(algorithm)
     config = module.preset_config(ENV_ID, dataset=str(dataset_path), batch_size=256,
-                                  hidden_sizes=(256, 256, 256), eval_interval=5_000,
-                                  evaluation_episodes=10, total_updates=5_000 * (updates + 1))
+                                  hidden_sizes=(256, 256, 256), eval_interval=steps,
+                                  evaluation_episodes=10, total_updates=2 * steps)
     env, env_params = make(ENV_ID)
     train = module.make_train(config, env, env_params)
     states = train.initial_states(jax.random.split(jax.random.key(0), seeds))
     run_chunk = make_chunk_runner(train, progress_every=1)
     start = time.perf_counter()
     states, _ = jax.block_until_ready(run_chunk(states, 0, 1))
-    compile_seconds = time.perf_counter() - start
-    run_more = make_chunk_runner(train, progress_every=1)
+    first_call = time.perf_counter() - start
     start = time.perf_counter()
-    states, _ = jax.block_until_ready(run_more(states, 1, updates))
-    first_run = time.perf_counter() - start  # includes compiling the longer scan
-    start = time.perf_counter()
-    states, _ = jax.block_until_ready(run_more(states, 1, updates))
+    states, _ = jax.block_until_ready(run_chunk(states, 1, 1))
     seconds = time.perf_counter() - start
-    steps = updates * config.eval_interval
     return {"algorithm": algorithm, "seeds": seeds, "batch_size": 256,
             "hidden_sizes": [256, 256, 256], "gradient_steps": steps, "seconds": seconds,
             "updates_per_second": steps / seconds,
             "seed_updates_per_second": seeds * steps / seconds,
-            "compile_seconds": compile_seconds, "first_long_run_seconds": first_run}
+            # The first call compiles and runs one update: compile = first call - one update.
+            "compile_seconds": max(first_call - seconds, 0.0)}
 
 
 def run_scores(algorithm: str, kind: str, seeds: int, folder: Path,
-               total_updates: int | None) -> dict:
-    """Train ``algorithm``'s Pendulum preset on one dataset; the last evaluation's score."""
+               total_updates: int | None, hidden_sizes: list[int] | None = None) -> dict:
+    """Train ``algorithm``'s Pendulum preset on one dataset; the final score is the mean of
+    the last three evaluations (each ``evaluation_episodes`` episodes), per seed."""
     import jax
     import numpy as np
 
@@ -98,6 +97,8 @@ def run_scores(algorithm: str, kind: str, seeds: int, folder: Path,
     overrides = {"dataset": str(dataset_path)}
     if total_updates is not None:
         overrides["total_updates"] = total_updates
+    if hidden_sizes:
+        overrides["hidden_sizes"] = tuple(hidden_sizes)
     config = module.preset_config(ENV_ID, **overrides)
     env, env_params = make(ENV_ID)
     train = module.make_train(config, env, env_params)
@@ -110,8 +111,9 @@ def run_scores(algorithm: str, kind: str, seeds: int, folder: Path,
     behaviour = float(normalized_score(episode_returns(dataset).mean(),
                                        dataset.info.ref_min_score, dataset.info.ref_max_score))
     return {"algorithm": algorithm, "kind": kind, "seeds": seeds,
-            "gradient_steps": config.total_updates, "final_score_mean": float(scores[:, -1].mean()),
-            "final_score_std": float(scores[:, -1].std()),
+            "gradient_steps": config.total_updates,
+            "final_score_mean": float(scores[:, -3:].mean()),
+            "final_score_std": float(scores[:, -3:].mean(axis=1).std()),
             "best_score_mean": float(scores.max(axis=1).mean()),
             "behaviour_score": behaviour, "seconds": seconds,
             "curve": scores.mean(axis=0).tolist(),
@@ -123,18 +125,21 @@ def _child(args: argparse.Namespace) -> int:
     folder = Path(args.datasets)
     if args.child == "speed":
         out = measure_speed(args.algorithm, args.seeds_one, folder / "pendulum-medium-v0",
-                            args.speed_updates)
+                            args.speed_steps)
     else:
-        out = run_scores(args.algorithm, args.kind, args.seeds, folder, args.total_updates)
+        out = run_scores(args.algorithm, args.kind, args.seeds, folder, args.total_updates,
+                         args.hidden_sizes)
     print("RESULT " + json.dumps(out), flush=True)
     return 0
 
 
 def _spawn(args: argparse.Namespace, extra: list[str]) -> subprocess.Popen:
     command = [sys.executable, __file__, "--datasets", args.datasets, "--seeds",
-               str(args.seeds), "--speed-updates", str(args.speed_updates), *extra]
+               str(args.seeds), "--speed-steps", str(args.speed_steps), *extra]
     if args.total_updates is not None:
         command += ["--total-updates", str(args.total_updates)]
+    if args.hidden_sizes:
+        command += ["--hidden-sizes", *map(str, args.hidden_sizes)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -188,8 +193,8 @@ def write_report(speed: list, scores: list, path: Path, args: argparse.Namespace
                   "rerun here.", ""]
     if scores:
         seeds = scores[0]["seeds"]
-        lines += ["## Final normalised score (last evaluation, mean ± std over "
-                  f"{seeds} seeds)", "",
+        lines += ["## Final normalised score (mean of the last three evaluations; mean ± std "
+                  f"over {seeds} seeds)", "",
                   "| algorithm | " + " | ".join(KINDS) + " |",
                   "|---|" + "---:|" * len(KINDS)]
         by = {(r["algorithm"], r["kind"]): r for r in scores}
@@ -204,9 +209,11 @@ def write_report(speed: list, scores: list, path: Path, args: argparse.Namespace
                              if r else "")
             if any(cells):
                 lines.append(f"| {algorithm} | " + " | ".join(cells) + " |")
-        steps = sorted({(r["algorithm"], r["gradient_steps"]) for r in scores})
-        lines += ["", "Gradient steps per run: " + ", ".join(f"{a} {s:,}" for a, s in steps)
-                  + ".", ""]
+        runs = sorted({(r["algorithm"], r["gradient_steps"],
+                        "x".join(map(str, r["config"]["hidden_sizes"])),
+                        r["config"]["batch_size"]) for r in scores})
+        lines += ["", "Runs: " + "; ".join(f"{a} {s:,} gradient steps, hidden {h}, batch {b}"
+                                          for a, s, h, b in runs) + ".", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     path.with_suffix(".json").write_text(json.dumps({"speed": speed, "scores": scores},
@@ -221,10 +228,12 @@ def main() -> int:
     parser.add_argument("--kinds", nargs="+", default=list(KINDS))
     parser.add_argument("--seeds", type=int, default=3, help="seeds per score run")
     parser.add_argument("--speed-seeds", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--speed-updates", type=int, default=2,
-                        help="logged updates (of 5,000 steps) timed per speed measurement")
+    parser.add_argument("--speed-steps", type=int, default=2_000,
+                        help="gradient steps timed per speed measurement (one logged update)")
     parser.add_argument("--total-updates", type=int, default=None,
                         help="gradient steps per score run (default: each preset's)")
+    parser.add_argument("--hidden-sizes", type=int, nargs="+", default=None,
+                        help="network widths of score runs (default: each preset's)")
     parser.add_argument("--transitions", type=int, default=100_000,
                         help="transitions per collected dataset")
     parser.add_argument("--datasets", default=str(ROOT / "build" / "offline_datasets"))

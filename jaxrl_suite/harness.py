@@ -579,7 +579,9 @@ def algorithm_main(algorithm: types.ModuleType, argv: Sequence[str] | None = Non
               f"steps each, {seconds:.1f} s including compilation" if result.metrics
               else "  nothing to do")
     if final is not None:
-        print(f"  final training return (last 10% of updates): {np.mean(final):.2f} "
+        # Offline runs log the in-run evaluation's return: no episode is played for training.
+        what = "in-run evaluation" if "gradient_steps" in result.metrics else "training"
+        print(f"  final {what} return (last 10% of updates): {np.mean(final):.2f} "
               f"± {np.std(final):.2f} over seeds")
     eval_path = run_dir / "eval.json"
     if eval_path.exists():
