@@ -82,7 +82,8 @@ def measure_speed(algorithm: str, seeds: int, dataset_path: Path, steps: int) ->
 
 
 def run_scores(algorithm: str, kind: str, seeds: int, folder: Path,
-               total_updates: int | None, hidden_sizes: list[int] | None = None) -> dict:
+               total_updates: int | None, hidden_sizes: list[int] | None = None,
+               settings: list[str] | None = None) -> dict:
     """Train ``algorithm``'s Pendulum preset on one dataset; the final score is the mean of
     the last three evaluations (each ``evaluation_episodes`` episodes), per seed."""
     import jax
@@ -99,6 +100,10 @@ def run_scores(algorithm: str, kind: str, seeds: int, folder: Path,
         overrides["total_updates"] = total_updates
     if hidden_sizes:
         overrides["hidden_sizes"] = tuple(hidden_sizes)
+    for setting in settings or ():
+        name, _, value = setting.partition("=")
+        if hasattr(module.Config, name):  # settings of other algorithms are skipped
+            overrides[name] = json.loads(value)
     config = module.preset_config(ENV_ID, **overrides)
     env, env_params = make(ENV_ID)
     train = module.make_train(config, env, env_params)
@@ -128,7 +133,7 @@ def _child(args: argparse.Namespace) -> int:
                             args.speed_steps)
     else:
         out = run_scores(args.algorithm, args.kind, args.seeds, folder, args.total_updates,
-                         args.hidden_sizes)
+                         args.hidden_sizes, args.set)
     print("RESULT " + json.dumps(out), flush=True)
     return 0
 
@@ -140,6 +145,8 @@ def _spawn(args: argparse.Namespace, extra: list[str]) -> subprocess.Popen:
         command += ["--total-updates", str(args.total_updates)]
     if args.hidden_sizes:
         command += ["--hidden-sizes", *map(str, args.hidden_sizes)]
+    for setting in args.set or ():
+        command += ["--set", setting]
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -234,6 +241,9 @@ def main() -> int:
                         help="gradient steps per score run (default: each preset's)")
     parser.add_argument("--hidden-sizes", type=int, nargs="+", default=None,
                         help="network widths of score runs (default: each preset's)")
+    parser.add_argument("--set", action="append", default=None, metavar="NAME=JSON",
+                        help="a Config value for score runs, e.g. --set bc_steps=1000 (only "
+                             "algorithms with that field take it)")
     parser.add_argument("--transitions", type=int, default=100_000,
                         help="transitions per collected dataset")
     parser.add_argument("--datasets", default=str(ROOT / "build" / "offline_datasets"))
