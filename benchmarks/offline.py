@@ -91,7 +91,7 @@ def run_scores(algorithm: str, kind: str, seeds: int, folder: Path,
 
     from jaxrl_suite import make
     from jaxrl_suite.algorithms import load_algorithm
-    from jaxrl_suite.datasets import episode_returns, load_dataset, normalized_score
+    from jaxrl_suite.datasets import behaviour_score, load_dataset
 
     module = load_algorithm(algorithm)
     dataset_path = folder / f"pendulum-{kind}-v0"
@@ -113,8 +113,7 @@ def run_scores(algorithm: str, kind: str, seeds: int, folder: Path,
     seconds = time.perf_counter() - start
     scores = np.asarray(result.metrics["normalized_score"])  # (seeds, updates)
     dataset = load_dataset(dataset_path)
-    behaviour = float(normalized_score(episode_returns(dataset).mean(),
-                                       dataset.info.ref_min_score, dataset.info.ref_max_score))
+    behaviour = behaviour_score(dataset)
     return {"algorithm": algorithm, "kind": kind, "seeds": seeds,
             "gradient_steps": config.total_updates,
             "final_score_mean": float(scores[:, -3:].mean()),

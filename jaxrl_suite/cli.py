@@ -106,7 +106,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from jaxrl_suite.collect import collect_datasets
-    from jaxrl_suite.datasets import datasets_dir, episode_returns, normalized_score
+    from jaxrl_suite.datasets import behaviour_score, datasets_dir, episode_returns
 
     out_dir = Path(args.out) if args.out is not None else datasets_dir()
     datasets = collect_datasets(
@@ -119,7 +119,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
           f"{info.ref_max_score:.2f} ({args.algo} on {args.env}, seed {args.seed})")
     for dataset in datasets.values():
         mean_return = float(episode_returns(dataset).mean())
-        score = normalized_score(mean_return, info.ref_min_score, info.ref_max_score)
+        score = behaviour_score(dataset)
         print(f"wrote {out_dir / dataset.info.name}: {dataset.size:,} transitions, "
               f"{dataset.num_episodes} episodes, mean return {mean_return:.2f}, "
               f"normalised score {score:.1f}")

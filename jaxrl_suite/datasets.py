@@ -55,6 +55,8 @@ __all__ = [
     "check_matches_env",
     "normalized_score",
     "episode_returns",
+    "behaviour_score",
+    "recorded_env_id",
     "observation_statistics",
 ]
 
@@ -259,6 +261,16 @@ def episode_returns(dataset: Dataset) -> np.ndarray:
     ids = np.asarray(dataset.episode_ids)
     return np.bincount(ids, weights=np.asarray(dataset.rewards, np.float64),
                        minlength=dataset.num_episodes)
+
+
+def behaviour_score(dataset: Dataset) -> float | None:
+    """The normalised score of the dataset's own mean episode return (the behaviour policy's),
+    by its recorded reference returns; None when it records none."""
+    info = dataset.info
+    if info.ref_min_score is None or info.ref_max_score is None:
+        return None
+    return float(normalized_score(episode_returns(dataset).mean(), info.ref_min_score,
+                                  info.ref_max_score))
 
 
 def observation_statistics(dataset: Dataset, epsilon: float = 1e-3) -> tuple[jax.Array, jax.Array]:
@@ -616,6 +628,20 @@ def resolve_dataset(name_or_path: str | Path) -> Path:
         + (f"Datasets there: {', '.join(known)}. " if known else "")
         + "Make one with: jaxrl collect --algo sac --env gymnax/Pendulum-v1 --kind medium"
     )
+
+
+def recorded_env_id(name_or_path: str | Path) -> str | None:
+    """The env id a dataset records, read from its metadata (Minari) or attributes (D4RL)
+    without loading the arrays; None if it records none. ``jaxrl train iql --dataset NAME``
+    takes its env from here when ``--env`` is not given."""
+    path = resolve_dataset(name_or_path)
+    if path.is_dir():
+        try:
+            return _minari_metadata(path).get("jaxrl_suite", {}).get("env_id")
+        except ValueError:  # no metadata.json: the loader reports it when the run starts
+            return None
+    with _h5py().File(path, "r") as file:
+        return _attr_text(file.attrs.get("env_id"))
 
 
 def load_dataset(name_or_path: str | Path, **info_overrides: Any) -> Dataset:

@@ -518,17 +518,19 @@ def algorithm_main(algorithm: types.ModuleType, argv: Sequence[str] | None = Non
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
     # An algorithm may name the env it runs on by default (SAC and TD3 need continuous actions).
-    pre.add_argument("--env", default=getattr(algorithm, "DEFAULT_ENV", RunOptions.env))
+    pre.add_argument("--env", default=None)
     pre.add_argument("--preset", default=RunOptions.preset)
     pre.add_argument("--resume", default=None)
     pre.add_argument("--dataset", default=None)
     known, _ = pre.parse_known_args(argv)
     try:
-        if known.dataset and getattr(algorithm, "OFFLINE", False) and "--env" not in argv:
+        if known.env is None and known.dataset and getattr(algorithm, "OFFLINE", False):
             # An offline run's env defaults to the one its dataset records.
-            from jaxrl_suite.offline import dataset_env_id
+            from jaxrl_suite.datasets import recorded_env_id
 
-            known.env = dataset_env_id(known.dataset) or known.env
+            known.env = recorded_env_id(known.dataset)
+        if known.env is None:
+            known.env = getattr(algorithm, "DEFAULT_ENV", RunOptions.env)
         if known.resume:
             _, config, options, _ = load_run(known.resume)
             base_config, base_options = config, options

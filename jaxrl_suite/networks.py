@@ -91,6 +91,7 @@ class MLP(nn.Module):
 
     ``output_scale`` is the orthogonal gain of the output layer: 0.01 for a policy head (nearly
     uniform initial policy), 1.0 for a value head, as in the PPO implementation-details study.
+    ``layer_norm`` adds a LayerNorm after each hidden activation (ReBRAC's critics).
     Input ``(..., in)`` -> output ``(..., output_size)``.
     """
 
@@ -98,6 +99,7 @@ class MLP(nn.Module):
     output_size: int
     activation: str = "tanh"
     output_scale: float = 1.0
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -105,6 +107,8 @@ class MLP(nn.Module):
         for width in self.hidden_sizes:
             x = nn.Dense(width, kernel_init=orthogonal(np.sqrt(2.0)))(x)
             x = activation(x)
+            if self.layer_norm:
+                x = nn.LayerNorm()(x)
         return nn.Dense(
             self.output_size, kernel_init=orthogonal(self.output_scale)
         )(x)
@@ -227,6 +231,7 @@ class QEnsemble(nn.Module):
     num_members: int = 2
     activation: str = "relu"
     output_size: int | None = None
+    layer_norm: bool = False  # a LayerNorm after each hidden activation of every member
 
     @nn.compact
     def __call__(self, *inputs: jax.Array) -> jax.Array:
@@ -238,7 +243,7 @@ class QEnsemble(nn.Module):
             in_axes=None,
             out_axes=0,
             axis_size=self.num_members,
-        )(self.hidden_sizes, self.output_size or 1, self.activation, 1.0)
+        )(self.hidden_sizes, self.output_size or 1, self.activation, 1.0, self.layer_norm)
         out = members(x)
         return out[..., 0] if self.output_size is None else out
 
@@ -278,6 +283,12 @@ class DeterministicActor(nn.Module):
 def scale_to_bounds(unit_action: jax.Array, low: jax.Array, high: jax.Array) -> jax.Array:
     """Map an action in ``[-1, 1]`` affinely onto ``[low, high]``."""
     return low + 0.5 * (unit_action + 1.0) * (high - low)
+
+
+def unit_from_bounds(action: jax.Array, low: jax.Array, high: jax.Array) -> jax.Array:
+    """Map an action in ``[low, high]`` affinely onto ``[-1, 1]``: ``scale_to_bounds``'s
+    inverse."""
+    return 2.0 * (action - low) / (high - low) - 1.0
 
 
 def tanh_gaussian_sample(

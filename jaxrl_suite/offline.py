@@ -38,7 +38,6 @@ from jaxrl_suite.datasets import (
     load_dataset,
     normalized_score,
     observation_statistics,
-    resolve_dataset,
 )
 from jaxrl_suite.environment import Environment
 from jaxrl_suite.evaluation import Policy, evaluate
@@ -49,7 +48,6 @@ __all__ = [
     "OfflineState",
     "OfflineSetup",
     "SAMPLING",
-    "dataset_env_id",
     "prepare_offline",
     "make_offline_train",
     "reference_returns",
@@ -106,8 +104,7 @@ class OfflineSetup:
     ``sampler`` draws (normalised) transitions; ``observation_mean``/``observation_std``
     ``(*obs_shape,)`` NumPy, the normalisation the policy applies in the env; ``action_low``,
     ``action_high`` the env's bounds (NumPy, Box actions); ``reference`` the
-    ``(ref_min_score, ref_max_score)`` pair or None; ``behaviour_return`` the dataset's mean
-    episode return.
+    ``(ref_min_score, ref_max_score)`` pair or None.
     """
 
     dataset: Dataset
@@ -117,7 +114,6 @@ class OfflineSetup:
     action_low: np.ndarray | None
     action_high: np.ndarray | None
     reference: tuple[float, float] | None
-    behaviour_return: float
 
     @property
     def action_dim(self) -> int:
@@ -132,22 +128,6 @@ class OfflineSetup:
         if self.reference is None:
             return jnp.full_like(jnp.asarray(episode_return, jnp.float32), jnp.nan)
         return normalized_score(episode_return, *self.reference)
-
-
-def dataset_env_id(name_or_path: str) -> str | None:
-    """The env id a dataset records, read from its metadata without loading the arrays (for
-    ``jaxrl train iql --dataset NAME`` without ``--env``); None if it records none."""
-    path = resolve_dataset(name_or_path)
-    if path.is_dir():
-        for candidate in (path / "data" / "metadata.json", path / "metadata.json"):
-            if candidate.is_file():
-                return json.loads(candidate.read_text()).get("jaxrl_suite", {}).get("env_id")
-        return None
-    import h5py
-
-    with h5py.File(path, "r") as file:
-        value = file.attrs.get("env_id")
-    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
 
 
 def validate_offline_config(config: OfflineConfig, algorithm: str) -> None:
@@ -211,7 +191,6 @@ def prepare_offline(
         action_low=np.asarray(action_space.low, np.float32),
         action_high=np.asarray(action_space.high, np.float32),
         reference=reference,
-        behaviour_return=float(episode_returns(dataset).mean()),
     )
 
 
@@ -225,7 +204,7 @@ def make_offline_train(
     gradient_step: Callable[[Any, Transition, jax.Array, Any], tuple[Any, dict]],
     greedy_action: Callable[[Any, jax.Array], jax.Array],
     default_hparams: Any,
-    steps_per_call: int = 1,
+    steps_per_call: int | None = None,
 ) -> Train:
     """The ``Train`` of an offline algorithm.
 
@@ -233,23 +212,25 @@ def make_offline_train(
       init_learner: ``(key, hparams) -> learner`` (parameters, optimiser states).
       gradient_step: ``(learner, batch, key, hparams) -> (learner, losses)``: one gradient
         step on ``batch``, a ``Transition`` with leaves ``(batch_size, ...)`` (observations
-        normalised); ``losses`` a dict of scalars. With ``steps_per_call = k > 1`` it makes
-        ``k`` gradient steps from leaves ``(k, batch_size, ...)``: a static schedule such as
-        TD3's delayed actor update (an actor step every ``k``-th critic step) then costs no
-        branch, which under ``vmap`` over seeds would compute both sides.
+        normalised); ``losses`` a dict of scalars. With ``steps_per_call = k`` (an int, 1
+        included) it makes ``k`` gradient steps from leaves ``(k, batch_size, ...)``: a static
+        schedule such as TD3's delayed actor update (an actor step every ``k``-th critic step)
+        then costs no branch, which under ``vmap`` over seeds would compute both sides.
       greedy_action: ``(learner, normalised observation (..., obs)) -> action (..., act)`` in
         env units: the deterministic policy evaluated in the env.
       default_hparams: the config's traceable hyperparameters.
     """
     steps_per_update = config.eval_interval
     num_updates = config.total_updates // steps_per_update
-    if steps_per_update % steps_per_call:
-        raise ValueError(f"eval_interval ({steps_per_update}) must be a multiple of "
-                         f"{steps_per_call} (the gradient steps of one call: the actor update "
-                         f"period).")
-    calls_per_update = steps_per_update // steps_per_call
-    batch_shape = (config.batch_size,) if steps_per_call == 1 else (steps_per_call,
-                                                                      config.batch_size)
+    if steps_per_call is None:
+        calls_per_update, batch_shape = steps_per_update, (config.batch_size,)
+    else:
+        if steps_per_update % steps_per_call:
+            raise ValueError(f"eval_interval ({steps_per_update}) must be a multiple of "
+                             f"{steps_per_call} (the gradient steps of one call: the actor "
+                             f"update period).")
+        calls_per_update = steps_per_update // steps_per_call
+        batch_shape = (steps_per_call, config.batch_size)
 
     def init(key: jax.Array, hparams: Any) -> OfflineState:
         learner_key, key = jax.random.split(key)

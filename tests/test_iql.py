@@ -11,7 +11,7 @@ import pytest
 
 from jaxrl_suite import make
 from jaxrl_suite.algos.offline import iql
-from jaxrl_suite.datasets import DatasetInfo, episode_returns, make_dataset, normalized_score
+from jaxrl_suite.datasets import DatasetInfo, behaviour_score, make_dataset
 from tests.offline_data import pendulum_family
 
 ENV_ID = "gymnax/Pendulum-v1"
@@ -116,8 +116,7 @@ def test_iql_beats_the_behaviour_policy_on_pendulum_medium(env):
     # medium dataset (behaviour 34.9): the mean of the evaluations at 4k, 5k and 6k steps was 87
     # for seed 0 and 73-90 for 4 seeds; about 20 s for the run on 2 shared CPU cores.
     medium = pendulum_family()["medium"]
-    behaviour = float(normalized_score(episode_returns(medium).mean(),
-                                       medium.info.ref_min_score, medium.info.ref_max_score))
+    behaviour = behaviour_score(medium)
     config = iql.preset_config(
         ENV_ID, dataset="pendulum-medium", total_updates=6_000, eval_interval=1_000,
         hidden_sizes=(64, 64), actor_learning_rate=1e-3, critic_learning_rate=1e-3,

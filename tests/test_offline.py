@@ -16,7 +16,7 @@ from jaxrl_suite import make
 from jaxrl_suite.algos.offline import bc
 from jaxrl_suite.checkpoints import Checkpointer
 from jaxrl_suite.cli import main as cli_main
-from jaxrl_suite.datasets import episode_returns, normalized_score, save_minari
+from jaxrl_suite.datasets import behaviour_score, normalized_score, save_minari
 from tests.offline_data import pendulum_family
 
 ENV_ID = "gymnax/Pendulum-v1"
@@ -30,11 +30,6 @@ def family():
 @pytest.fixture(scope="module")
 def env():
     return make(ENV_ID)
-
-
-def behaviour_score(dataset) -> float:
-    return float(normalized_score(episode_returns(dataset).mean(), dataset.info.ref_min_score,
-                                  dataset.info.ref_max_score))
 
 
 def small_bc(**overrides) -> bc.Config:

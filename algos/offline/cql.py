@@ -56,6 +56,7 @@ from jaxrl_suite.networks import (
     activation_by_name,
     scale_to_bounds,
     tanh_gaussian_sample,
+    unit_from_bounds,
 )
 from jaxrl_suite.offline import (
     OfflineConfig,
@@ -257,7 +258,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
     lagrange = config.lagrange_threshold is not None
 
     def to_unit(action):  # env units -> [-1, 1]
-        return 2.0 * (action - low) / (high - low) - 1.0
+        return unit_from_bounds(action, low, high)
 
     def sample(actor_params, observation, key, shape=()):
         """Policy actions in [-1, 1] ``(*shape, ..., d)`` and their log-densities."""

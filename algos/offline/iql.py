@@ -53,7 +53,14 @@ from jaxrl_suite.configs import (
 )
 from jaxrl_suite.datasets import Dataset, episode_returns
 from jaxrl_suite.environment import Environment
-from jaxrl_suite.networks import MLP, GaussianActor, QEnsemble, activation_by_name, scale_to_bounds
+from jaxrl_suite.networks import (
+    MLP,
+    GaussianActor,
+    QEnsemble,
+    activation_by_name,
+    scale_to_bounds,
+    unit_from_bounds,
+)
 from jaxrl_suite.offline import (
     OfflineConfig,
     make_offline_train,
@@ -284,7 +291,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
         # 2. The policy: advantage-weighted regression with the new value.
         advantage = target_q - state_value(value_params, batch.observation)
         weights = advantage_weights(advantage, hparams.temperature, hparams.max_weight)
-        unit_action = 2.0 * (batch.action - low) / (high - low) - 1.0
+        unit_action = unit_from_bounds(batch.action, low, high)
         a_loss, grads = jax.value_and_grad(actor_loss)(
             learner.actor_params, weights, batch.observation, unit_action)
         actor_params, actor_opt_state = apply_gradient(

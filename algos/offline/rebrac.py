@@ -50,7 +50,13 @@ from jaxrl_suite.configs import (
 )
 from jaxrl_suite.datasets import Dataset, TransitionSampler
 from jaxrl_suite.environment import Environment
-from jaxrl_suite.networks import activation_by_name, orthogonal, scale_to_bounds
+from jaxrl_suite.networks import (
+    MLP,
+    QEnsemble,
+    activation_by_name,
+    scale_to_bounds,
+    unit_from_bounds,
+)
 from jaxrl_suite.offline import (
     OfflineConfig,
     make_offline_train,
@@ -170,26 +176,6 @@ def validate(config: Config) -> None:
 
 
 # --- networks -----------------------------------------------------------------------------------
-class LayerNormMLP(nn.Module):
-    """``networks.MLP`` (orthogonal init, zero biases) with an optional LayerNorm after each
-    hidden activation (ReBRAC's critic): ``(..., in) -> (..., output_size)``."""
-
-    hidden_sizes: Sequence[int]
-    output_size: int
-    activation: str = "relu"
-    layer_norm: bool = True
-    output_scale: float = 1.0
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        activation = activation_by_name(self.activation)
-        for width in self.hidden_sizes:
-            x = activation(nn.Dense(width, kernel_init=orthogonal(np.sqrt(2.0)))(x))
-            if self.layer_norm:
-                x = nn.LayerNorm()(x)
-        return nn.Dense(self.output_size, kernel_init=orthogonal(self.output_scale))(x)
-
-
 class Actor(nn.Module):
     """Deterministic policy ``(..., obs) -> (..., action_dim)`` in ``[-1, 1]`` (tanh)."""
 
@@ -200,26 +186,8 @@ class Actor(nn.Module):
 
     @nn.compact
     def __call__(self, observation: jax.Array) -> jax.Array:
-        return jnp.tanh(LayerNormMLP(self.hidden_sizes, self.action_dim, self.activation,
-                                     self.layer_norm, 0.01)(observation))
-
-
-class Critics(nn.Module):
-    """``num_members`` Q-networks as one ``vmap`` (as ``networks.QEnsemble``, with layer
-    norm): ``(observation, action) -> (num_members, ...)``."""
-
-    hidden_sizes: Sequence[int]
-    num_members: int = 2
-    activation: str = "relu"
-    layer_norm: bool = True
-
-    @nn.compact
-    def __call__(self, observation: jax.Array, action: jax.Array) -> jax.Array:
-        members = nn.vmap(LayerNormMLP, variable_axes={"params": 0},
-                          split_rngs={"params": True}, in_axes=None, out_axes=0,
-                          axis_size=self.num_members)
-        x = jnp.concatenate([observation, action], axis=-1)
-        return members(self.hidden_sizes, 1, self.activation, self.layer_norm)(x)[..., 0]
+        return jnp.tanh(MLP(self.hidden_sizes, self.action_dim, self.activation, 0.01,
+                            self.layer_norm)(observation))
 
 
 # --- the critic target --------------------------------------------------------------------------
@@ -321,12 +289,12 @@ def make_train(config: Config, env: Environment, env_params: Any,
         setup, dataset=rebrac_dataset,
         sampler=TransitionSampler(rebrac_dataset, setup.sampler.cumulative))
     actor = Actor(config.hidden_sizes, action_dim, config.activation, config.actor_layer_norm)
-    critic = Critics(config.hidden_sizes, config.num_critics, config.activation,
-                     config.critic_layer_norm)
+    critic = QEnsemble(config.hidden_sizes, config.num_critics, config.activation,
+                       layer_norm=config.critic_layer_norm)
     optimizer = optax.scale_by_adam()  # update = -learning_rate * direction (rates traceable)
 
     def to_unit(action):  # env units -> [-1, 1]
-        return 2.0 * (action - low) / (high - low) - 1.0
+        return unit_from_bounds(action, low, high)
 
     def init_learner(key: jax.Array, hparams: Hyperparams) -> Learner:
         actor_key, critic_key = jax.random.split(key)
@@ -377,8 +345,6 @@ def make_train(config: Config, env: Environment, env_params: Any,
             return learner.replace(critic_params=critic_params,
                                    critic_opt_state=critic_opt_state), (loss, q_mean)
 
-        if config.policy_freq == 1:  # make_offline_train gives leaves (batch_size, ...)
-            batch = jax.tree.map(lambda x: x[None], batch)
         learner, (critic_losses, q_means) = jax.lax.scan(
             critic_step, learner, (batch, jax.random.split(key, config.policy_freq)))
         last = jax.tree.map(lambda x: x[-1], batch)

@@ -49,7 +49,13 @@ from jaxrl_suite.configs import (
 )
 from jaxrl_suite.datasets import Dataset
 from jaxrl_suite.environment import Environment
-from jaxrl_suite.networks import DeterministicActor, QEnsemble, activation_by_name, scale_to_bounds
+from jaxrl_suite.networks import (
+    DeterministicActor,
+    QEnsemble,
+    activation_by_name,
+    scale_to_bounds,
+    unit_from_bounds,
+)
 from jaxrl_suite.offline import (
     OfflineConfig,
     make_offline_train,
@@ -223,7 +229,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
         unit_policy_action = actor.apply(actor_params, batch.observation)  # in [-1, 1]
         q = critic.apply(critic_params, batch.observation,
                          scale_to_bounds(unit_policy_action, low, high))[0]
-        unit_dataset_action = (batch.action - low) / half_range - 1.0
+        unit_dataset_action = unit_from_bounds(batch.action, low, high)
         return td3_bc_actor_loss(q, unit_policy_action, unit_dataset_action, alpha)
 
     def gradient_step(learner: Learner, batches: Transition, key: jax.Array,
@@ -243,8 +249,6 @@ def make_train(config: Config, env: Environment, env_params: Any,
                                       critic_opt_state=critic_opt_state)
             return learner, (loss, q_mean)
 
-        if config.policy_freq == 1:  # the core then draws leaves (batch_size, ...)
-            batches = jax.tree.map(lambda x: x[None], batches)
         learner, (critic_losses, q_means) = jax.lax.scan(
             critic_step, learner, (batches, jax.random.split(key, config.policy_freq)))
         last_batch = jax.tree.map(lambda x: x[-1], batches)
