@@ -24,6 +24,7 @@ objective (LPO's drift) or a learned optimiser without editing this file.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -35,7 +36,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxrl_suite import spaces
+from jaxrl_suite import optim, spaces
 from jaxrl_suite.advantages import generalized_advantages
 from jaxrl_suite.configs import (
     hyperparams_from_config,
@@ -56,6 +57,14 @@ from jaxrl_suite.networks import (
     ResettableGRU,
     activation_by_name,
 )
+from jaxrl_suite.objectives import (
+    LossAssembly,
+    ObjectiveInputs,
+    PolicyObjective,
+    actor_critic_loss,
+    clipped_surrogate,
+    policy_objective_by_name,
+)
 from jaxrl_suite.training import Train, TrainResult
 from jaxrl_suite.wrappers import (
     ClipAction,
@@ -73,6 +82,7 @@ __all__ = [
     "PPOState",
     "PRESETS",
     "clipped_surrogate",
+    "default_optimizer",
     "make_learner",
     "PPOLearner",
     "make_train",
@@ -125,6 +135,13 @@ class Config:
     """Global gradient-norm clip (traceable)."""
     adam_epsilon: float = 1e-5
     """Adam's epsilon (used by the default optimiser)."""
+    adam_eps_root: float = 0.0
+    """Added to Adam's second moment inside the square root (default optimiser). Set it positive
+    (1e-8) when differentiating through training (meta-gradients, hypergradients): with 0 the
+    outer gradient is NaN wherever a parameter's gradient is exactly zero (ReLU networks)."""
+    objective: str = "clipped_surrogate"
+    """The policy objective: clipped_surrogate (PPO) or policy_gradient (A2C). A callable passed
+    as make_train's policy_objective replaces it."""
     normalize_advantages: bool = True
     """Standardise advantages per minibatch."""
     normalize_observations: bool = False
@@ -148,14 +165,23 @@ class Config:
     "image" plus a direction embedding) for dict grid observations such as the maze's."""
     conv_features: int = 16
     """Convolution channels of the grid encoder."""
+    stop_rollout_gradients: bool = True
+    """Stop gradients at the rollout data and at its values, advantages and targets, so an
+    outer gradient through training (meta-learning) never flows through the old
+    log-probabilities or a differentiable env's dynamics. Off: the full derivative."""
+    remat_learn: bool = False
+    """Rematerialise each update's epochs (``jax.checkpoint``) when differentiated: a
+    meta-gradient through K updates keeps only their inputs in memory, recomputing the rest."""
 
 
 @struct.dataclass
 class Hyperparams:
     """The continuous hyperparameters, traceable: pass a batch of them to ``vmap(train)``.
 
-    ``objective_params`` is handed to the policy objective untouched (``None`` for the clipped
-    surrogate); a learned objective keeps its parameters there so meta-learning can vary them.
+    ``meta`` holds meta-parameters, any pytree of arrays (``None`` by default): the policy
+    objective, the loss assembly and the optimiser factory receive it inside ``hparams``, so a
+    learned objective's or optimiser's parameters are traced and a population is a ``vmap``
+    over them (by convention a dict: ``{"objective": ..., "optimizer": ...}``).
     With ``normalize_rewards`` the reward normaliser's discount stays ``Config.gamma`` (it is
     part of the env stack, built once), whatever ``gamma`` is swept here.
     """
@@ -167,11 +193,11 @@ class Hyperparams:
     entropy_coef: jax.Array
     value_coef: jax.Array
     max_grad_norm: jax.Array
-    objective_params: Any = None
+    meta: Any = None
 
     @classmethod
     def from_config(cls, config: Config) -> Hyperparams:
-        return hyperparams_from_config(cls, config)  # objective_params stays None
+        return hyperparams_from_config(cls, config)  # meta stays None
 
 
 # Tuned settings per env, applied over the defaults. `preset_config(env_id)` picks the one for an
@@ -207,6 +233,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         learning_rate=1e-3, anneal_lr=True, gamma=0.95, gae_lambda=0.95, clip_epsilon=0.2,
         entropy_coef=0.0, value_coef=0.5, max_grad_norm=0.5, normalize_observations=True,
         normalize_rewards=True, activation="tanh", initial_log_std=-0.5,
+    ),
+    # A2C (Mnih et al., 2016) as PPO's special case: one pass of one minibatch over short
+    # rollouts, the vanilla policy gradient, no value clip, no advantage standardisation; the
+    # on-policy baseline of the meta-learning issues. Adam instead of A2C's RMSProp.
+    "a2c": dict(
+        total_steps=200_000, num_envs=16, num_steps=8, update_epochs=1, num_minibatches=1,
+        learning_rate=1e-3, anneal_lr=True, gamma=0.99, gae_lambda=1.0, clip_epsilon=0.2,
+        entropy_coef=0.01, value_coef=0.5, clip_value=False, max_grad_norm=0.5,
+        normalize_advantages=False, objective="policy_gradient",
     ),
     "minatar": _MINATAR,
     "brax-locomotion": _BRAX_LOCOMOTION,
@@ -269,7 +304,8 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
         )
     require_in_unit_interval(config, "gamma", "gae_lambda")
     require_positive(config, "learning_rate", "clip_epsilon", "max_grad_norm", "adam_epsilon")
-    require_non_negative(config, "entropy_coef", "value_coef")
+    require_non_negative(config, "entropy_coef", "value_coef", "adam_eps_root")
+    policy_objective_by_name(config.objective, "PPO")
     require_hidden_sizes(config.hidden_sizes)
     activation_by_name(config.activation)
     action_space = env.action_space(env_params)
@@ -295,17 +331,6 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
 
 
 # --- networks -----------------------------------------------------------------------------------
-def clipped_surrogate(ratio: jax.Array, advantages: jax.Array, hparams: Hyperparams) -> jax.Array:
-    """PPO's clipped surrogate as a loss per sample: ``-min(r A, clip(r, 1 +- eps) A)``.
-
-    The default ``policy_objective``; a replacement takes the same arguments (``ratio`` and
-    ``advantages`` of shape ``(batch,)``, ``hparams`` with ``objective_params``) and returns
-    ``(batch,)`` losses to be averaged.
-    """
-    clipped = jnp.clip(ratio, 1.0 - hparams.clip_epsilon, 1.0 + hparams.clip_epsilon)
-    return -jnp.minimum(ratio * advantages, clipped * advantages)
-
-
 @dataclasses.dataclass(frozen=True)
 class Networks:
     """The policy and value functions as pure functions of ``params``.
@@ -438,6 +463,7 @@ class PPOState:
     key: jax.Array
     update_step: jax.Array  # int32, updates done so far
     hparams: Hyperparams
+    env_params: Any = None  # the traced env params given to train(); None: the closed-over ones
 
 
 def training_env(config: Config, env: Environment) -> Environment:
@@ -460,24 +486,27 @@ class PPOLearner:
     """PPO's pieces as pure functions, for ``make_train`` and for algorithms that train a PPO
     student on envs they manage themselves (``algos/ued.py`` picks the levels).
 
-    * ``rollout(params, carry, env_key, noise_key) -> (carry, trajectory)``: ``num_steps``
-      steps of the ``num_envs`` envs under the policy (``env_key`` for the env steps,
-      ``noise_key`` for the action sampling); ``carry = (env_state, observation,
-      episode_start, hidden)`` with a leading env axis (``initial_carry`` builds one after a
-      reset).
+    * ``rollout(params, carry, env_key, noise_key, env_params=None) -> (carry, trajectory)``:
+      ``num_steps`` steps of the ``num_envs`` envs under the policy (``env_key`` for the env
+      steps, ``noise_key`` for the action sampling; ``env_params`` default the learner's);
+      ``carry = (env_state, observation, episode_start, hidden)`` with a leading env axis
+      (``initial_carry`` builds one after a reset).
     * ``assess(params, trajectory, hparams) -> (values, advantages, targets)``, each
       ``(num_steps, num_envs)``: values and GAE, bootstrapping truncated steps from
       ``V(final_observation)``.
     * ``learn(params, opt_state, hparams, trajectory, values, advantages, targets,
-      initial_hidden, learning_rate, key) -> (params, opt_state, losses)``: ``update_epochs``
-      passes of minibatch steps; ``losses`` are stacked ``(update_epochs, num_minibatches)``.
+      initial_hidden, key, progress) -> (params, opt_state, losses)``: ``update_epochs`` passes
+      of minibatch steps; ``progress`` (update / updates, a scalar) is handed to the objective;
+      ``losses`` are stacked ``(update_epochs, num_minibatches)``.
+    * ``make_optimizer(hparams)``: the optax optimiser of these hyperparameters (called inside
+      the compiled program; ``init_optimizer`` builds its state).
     """
 
     config: Config
     env: Environment  # the training env stack (auto-reset, episode stats, ...)
     env_params: Any
     networks: Networks
-    optimizer: optax.GradientTransformation
+    make_optimizer: Callable[[Hyperparams], optax.GradientTransformation]
     rollout: Callable[..., Any]
     assess: Callable[..., Any]
     learn: Callable[..., Any]
@@ -491,6 +520,10 @@ class PPOLearner:
         """Network params from one env's observation (a leading env axis is dropped)."""
         return self.networks.init(key, jax.tree.map(lambda x: x[0], network_input(observation)))
 
+    def init_optimizer(self, params: Any, hparams: Hyperparams) -> Any:
+        """The optimiser state for ``params`` under ``hparams``."""
+        return self.make_optimizer(hparams).init(params)
+
     def initial_carry(self, observation: Any, env_state: Any) -> tuple[Any, ...]:
         """The rollout carry right after a (batched) reset: every env starts an episode."""
         num_envs = jax.tree.leaves(observation)[0].shape[0]
@@ -499,15 +532,30 @@ class PPOLearner:
         return env_state, network_input(observation), jnp.ones(num_envs, bool), hidden
 
 
+def default_optimizer(config: Config) -> Callable[[Hyperparams], optax.GradientTransformation]:
+    """PPO's own optimiser as a factory of the traced hyperparameters: gradients clipped to
+    ``max_grad_norm``, Adam, the rate ``learning_rate`` decayed linearly to 0 over the run's
+    updates when ``anneal_lr`` (constant within an update's minibatch steps)."""
+    steps_per_update = config.update_epochs * config.num_minibatches
+    num_updates = config.total_steps // (config.num_envs * config.num_steps)
+
+    def make(hparams: Hyperparams) -> optax.GradientTransformation:
+        rate = (optim.linear_decay(hparams.learning_rate, steps_per_update, num_updates)
+                if config.anneal_lr else hparams.learning_rate)
+        return optim.adam(rate, max_grad_norm=hparams.max_grad_norm, eps=config.adam_epsilon,
+                          eps_root=config.adam_eps_root)
+
+    return make
+
+
 def make_learner(
     config: Config,
     env: Environment,
     env_params: Any,
     *,
-    policy_objective: Callable[[jax.Array, jax.Array, Hyperparams], jax.Array] = (
-        clipped_surrogate
-    ),
-    optimizer: optax.GradientTransformation | None = None,
+    policy_objective: PolicyObjective | None = None,
+    loss_assembly: LossAssembly | None = None,
+    optimizer: optax.GradientTransformation | optim.OptimizerFactory | None = None,
 ) -> PPOLearner:
     """PPO's rollout, advantages and update for ``env`` (see ``PPOLearner``).
 
@@ -515,15 +563,26 @@ def make_learner(
       config: static settings (see ``Config``); checked here, before anything is traced.
       env: the environment; ``make(id)``'s auto-resetting stack or a raw env (wrapped here).
       env_params: its params (may differ per run without recompiling).
-      policy_objective: loss per sample from ``(ratio, advantages, hparams)``; default
-        ``clipped_surrogate``.
-      optimizer: an optax transformation turning clipped gradients into a descent direction;
-        the update applies ``-learning_rate * direction``. Default ``scale_by_adam`` (Adam).
+      policy_objective: ``ObjectiveInputs -> scalar`` loss of a minibatch; default the one
+        ``config.objective`` names (``clipped_surrogate``).
+      loss_assembly: ``(inputs, policy_loss) -> (total, diagnostics)``; default
+        ``actor_critic_loss`` (value loss, clipped when ``clip_value``, and entropy bonus).
+      optimizer: a complete optax optimiser (``optax.adam(3e-4)``: its own rate and clipping,
+        so ``learning_rate``, ``anneal_lr`` and ``max_grad_norm`` then do not apply) or a
+        factory ``hparams -> optimiser`` called inside the compiled program (a learned
+        optimiser reads ``hparams.meta``). Default ``default_optimizer(config)``. One whose
+        update ascends the loss is refused.
 
     Returns:
       ``PPOLearner``.
     """
     validate(config, env, env_params)
+    if policy_objective is None:
+        policy_objective = policy_objective_by_name(config.objective, "PPO")
+    if loss_assembly is None:
+        loss_assembly = functools.partial(actor_critic_loss, clip_value=config.clip_value)
+    make_optimizer = optim.resolve_optimizer(
+        optimizer, default_optimizer(config), Hyperparams.from_config(config), "PPO")
     env = training_env(config, env)
     action_space = env.action_space(env_params)
     discrete = isinstance(action_space, spaces.Discrete)
@@ -534,14 +593,14 @@ def make_learner(
         None if discrete else jnp.asarray(action_space.low, jnp.float32),
         None if discrete else jnp.asarray(action_space.high, jnp.float32),
     )
-    if optimizer is None:
-        optimizer = optax.scale_by_adam(eps=config.adam_epsilon)
     batch_size = config.num_envs * config.num_steps
     minibatch_size = batch_size // config.num_minibatches
     vmapped_step = jax.vmap(env.step, in_axes=(0, 0, 0, None), axis_name=ENV_AXIS)
+    stop_gradient = (jax.lax.stop_gradient if config.stop_rollout_gradients
+                     else lambda tree: tree)
 
     # --- rollout: num_steps steps of all envs under the current policy
-    def rollout_step(params, carry, step_randomness):
+    def rollout_step(params, step_env_params, carry, step_randomness):
         env_state, observation, episode_start, hidden = carry
         env_keys, action_noise = step_randomness
         if config.recurrent:
@@ -552,7 +611,7 @@ def make_learner(
         action = networks.sample_from_noise(distribution, action_noise)
         log_prob = distribution.log_prob(action)
         next_observation, env_state, reward, terminated, truncated, info = vmapped_step(
-            env_keys, env_state, action, env_params
+            env_keys, env_state, action, step_env_params
         )
         final_observation = network_input(info["final_observation"])
         if config.recurrent:
@@ -575,7 +634,8 @@ def make_learner(
         return carry, transition
 
     # --- losses
-    def loss_fn(params, hparams: Hyperparams, batch: dict[str, jax.Array]):
+    def loss_fn(params, hparams: Hyperparams, batch: dict[str, jax.Array], progress,
+                epoch_progress):
         """Loss on a minibatch: flat ``(minibatch_size, ...)`` arrays, or for the recurrent
         policy ``(num_steps, envs_per_minibatch, ...)`` plus the rollout's initial hidden."""
         if config.recurrent:
@@ -588,43 +648,26 @@ def make_learner(
         else:
             features = networks.encode(params, batch["observation"])
         distribution = networks.distribution(params, features)
-        value = networks.value(params, features)
-        log_ratio = distribution.log_prob(batch["action"]) - batch["log_prob"]
+        log_prob = distribution.log_prob(batch["action"])
+        log_ratio = log_prob - batch["log_prob"]
         ratio = jnp.exp(log_ratio)
         advantages = batch["advantage"]
         if config.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        policy_loss = policy_objective(ratio.ravel(), advantages.ravel(), hparams).mean()
-        value_error = jnp.square(value - batch["target"])
-        if config.clip_value:
-            clipped_value = batch["value"] + jnp.clip(
-                value - batch["value"], -hparams.clip_epsilon, hparams.clip_epsilon
-            )
-            value_error = jnp.maximum(value_error, jnp.square(clipped_value - batch["target"]))
-        value_loss = 0.5 * value_error.mean()
-        entropy = distribution.entropy().mean()
-        total = policy_loss + hparams.value_coef * value_loss - hparams.entropy_coef * entropy
-        diagnostics = {
+        inputs = ObjectiveInputs(
+            ratio=ratio.ravel(), log_ratio=log_ratio.ravel(), log_prob=log_prob.ravel(),
+            old_log_prob=batch["log_prob"].ravel(), advantages=advantages.ravel(),
+            values=networks.value(params, features).ravel(), old_values=batch["value"].ravel(),
+            targets=batch["target"].ravel(), entropy=distribution.entropy().ravel(),
+            progress=progress, epoch_progress=epoch_progress, hparams=hparams,
+        )
+        policy_loss = policy_objective(inputs)
+        total, diagnostics = loss_assembly(inputs, policy_loss)
+        return total, {
             "policy_loss": policy_loss,
-            "value_loss": value_loss,
-            "entropy": entropy,
+            **diagnostics,
             "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
             "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > hparams.clip_epsilon),
-        }
-        return total, diagnostics
-
-    def minibatch_step(carry, batch):
-        params, opt_state, hparams, learning_rate = carry
-        (total, diagnostics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, hparams, batch
-        )
-        grad_norm = optax.global_norm(grads)
-        scale = jnp.minimum(1.0, hparams.max_grad_norm / (grad_norm + 1e-12))
-        grads = jax.tree.map(lambda g: g * scale, grads)
-        direction, opt_state = optimizer.update(grads, opt_state, params)
-        params = jax.tree.map(lambda p, d: p - learning_rate * d, params, direction)
-        return (params, opt_state, hparams, learning_rate), {
-            "total_loss": total, "grad_norm": grad_norm, **diagnostics
         }
 
     def split_minibatches(key, data: dict[str, jax.Array]) -> dict[str, jax.Array]:
@@ -652,15 +695,18 @@ def make_learner(
             data,
         )
 
-    def rollout(params, carry, env_key, noise_key):
+    def rollout(params, carry, env_key, noise_key, env_params_=None):
         # All the rollout's randomness is drawn here in two batched calls rather than inside the
         # loop: on CPU each random draw is itself a small loop (threefry), so this takes most of
         # the per-step overhead out of the rollout.
+        step_env_params = env_params if env_params_ is None else env_params_
         randomness = (
             jax.random.split(env_key, (config.num_steps, config.num_envs)),
             networks.sampling_noise(noise_key, (config.num_steps, config.num_envs)),
         )
-        return jax.lax.scan(lambda c, r: rollout_step(params, c, r), carry, randomness)
+        carry, trajectory = jax.lax.scan(
+            lambda c, r: rollout_step(params, step_env_params, c, r), carry, randomness)
+        return carry, stop_gradient(trajectory)
 
     def assess(params, trajectory, hparams):
         if config.recurrent:
@@ -676,10 +722,11 @@ def make_learner(
             trajectory.reward, values, next_values, trajectory.terminated, trajectory.truncated,
             hparams.gamma, hparams.gae_lambda,
         )
-        return values, advantages, targets
+        return stop_gradient((values, advantages, targets))
 
     def learn(params, opt_state, hparams, trajectory, values, advantages, targets,
-              initial_hidden, learning_rate, key):
+              initial_hidden, key, progress):
+        optimizer = make_optimizer(hparams)
         data = {
             "observation": trajectory.observation,
             "episode_start": trajectory.episode_start,
@@ -692,14 +739,30 @@ def make_learner(
         if config.recurrent:
             data["initial_hidden"] = initial_hidden
 
-        def epoch(carry, epoch_key):
-            return jax.lax.scan(minibatch_step, carry, split_minibatches(epoch_key, data))
+        def minibatch_step(carry, batch, epoch_progress):
+            params, opt_state = carry
+            (total, diagnostics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                params, hparams, batch, progress, epoch_progress
+            )
+            params, opt_state = optim.apply_gradient(optimizer, params, opt_state, grads)
+            return (params, opt_state), {
+                "total_loss": total, "grad_norm": optax.global_norm(grads), **diagnostics
+            }
 
-        (params, opt_state, _, _), losses = jax.lax.scan(
-            epoch, (params, opt_state, hparams, learning_rate),
-            jax.random.split(key, config.update_epochs),
+        def epoch(carry, epoch_inputs):
+            epoch_key, epoch_index = epoch_inputs
+            epoch_progress = epoch_index / config.update_epochs
+            return jax.lax.scan(lambda c, b: minibatch_step(c, b, epoch_progress), carry,
+                                split_minibatches(epoch_key, data))
+
+        (params, opt_state), losses = jax.lax.scan(
+            epoch, (params, opt_state),
+            (jax.random.split(key, config.update_epochs), jnp.arange(config.update_epochs)),
         )
         return params, opt_state, losses
+
+    if config.remat_learn:
+        learn = jax.checkpoint(learn)
 
     # --- the trained policy, for evaluation
     def act(policy_params, key, observation, hidden, episode_start, deterministic):
@@ -716,7 +779,8 @@ def make_learner(
                   else distribution.sample(seed=key))
         return networks.clip_to_bounds(action), hidden
 
-    return PPOLearner(config, env, env_params, networks, optimizer, rollout, assess, learn, act)
+    return PPOLearner(config, env, env_params, networks, make_optimizer, rollout, assess, learn,
+                      act)
 
 
 # --- make_train ---------------------------------------------------------------------------------
@@ -725,28 +789,31 @@ def make_train(
     env: Environment,
     env_params: Any,
     *,
-    policy_objective: Callable[[jax.Array, jax.Array, Hyperparams], jax.Array] = (
-        clipped_surrogate
-    ),
-    optimizer: optax.GradientTransformation | None = None,
+    policy_objective: PolicyObjective | None = None,
+    loss_assembly: LossAssembly | None = None,
+    optimizer: optax.GradientTransformation | optim.OptimizerFactory | None = None,
 ) -> Train:
     """Build PPO's pure training run for ``env``: ``make_learner``'s pieces (same arguments)
     strung into ``init`` and ``update``.
 
     Returns:
-      ``Train``: ``train(key, hparams=None) -> TrainResult`` with ``train.init``/``train.update``.
+      ``Train``: ``train(key, hparams=None, env_params=None) -> TrainResult`` with
+      ``train.init``/``train.update``. ``env_params`` given to ``train`` are traced (a ``vmap``
+      over them trains on several tasks at once); by default the run closes over
+      ``env_params``.
     """
     learner = make_learner(config, env, env_params, policy_objective=policy_objective,
-                           optimizer=optimizer)
+                           loss_assembly=loss_assembly, optimizer=optimizer)
     env = learner.env
     num_updates = config.total_steps // (config.num_envs * config.num_steps)
     batch_size = config.num_envs * config.num_steps
     vmapped_reset = jax.vmap(env.reset, in_axes=(0, None), axis_name=ENV_AXIS)
 
-    def init(key: jax.Array, hparams: Hyperparams) -> PPOState:
+    def init(key: jax.Array, hparams: Hyperparams, run_env_params: Any = None) -> PPOState:
         network_key, reset_key, key = jax.random.split(key, 3)
         observation, env_state = vmapped_reset(
-            jax.random.split(reset_key, config.num_envs), env_params
+            jax.random.split(reset_key, config.num_envs),
+            env_params if run_env_params is None else run_env_params,
         )
         params = learner.init_params(network_key, observation)
         env_state, observation, episode_start, hidden = learner.initial_carry(
@@ -754,7 +821,7 @@ def make_train(
         )
         return PPOState(
             params=params,
-            opt_state=learner.optimizer.init(params),
+            opt_state=learner.init_optimizer(params, hparams),
             env_state=env_state,
             observation=observation,
             episode_start=episode_start,
@@ -762,6 +829,7 @@ def make_train(
             key=key,
             update_step=jnp.int32(0),
             hparams=hparams,
+            env_params=run_env_params,
         )
 
     # --- one update: rollout, advantages, epochs of minibatch steps
@@ -769,14 +837,14 @@ def make_train(
         hparams = state.hparams
         key, env_key, noise_key, learn_key = jax.random.split(state.key, 4)
         carry = (state.env_state, state.observation, state.episode_start, state.hidden)
-        carry, trajectory = learner.rollout(state.params, carry, env_key, noise_key)
+        carry, trajectory = learner.rollout(state.params, carry, env_key, noise_key,
+                                            state.env_params)
         env_state, observation, episode_start, hidden = carry
         values, advantages, targets = learner.assess(state.params, trajectory, hparams)
-        fraction_left = 1.0 - state.update_step / num_updates
-        learning_rate = hparams.learning_rate * (fraction_left if config.anneal_lr else 1.0)
+        progress = state.update_step / num_updates
         params, opt_state, losses = learner.learn(
             state.params, state.opt_state, hparams, trajectory, values, advantages, targets,
-            state.hidden, learning_rate, learn_key,
+            state.hidden, learn_key, progress,
         )
         residual_variance = jnp.var(targets - values)
         metrics = {
@@ -788,9 +856,11 @@ def make_train(
             }),
             **jax.tree.map(jnp.mean, losses),
             "explained_variance": 1.0 - residual_variance / (jnp.var(targets) + 1e-8),
-            "learning_rate": learning_rate,
         }
-        new_state = PPOState(
+        if optimizer is None:  # the default optimiser's rate; a given optimiser keeps its own
+            metrics["learning_rate"] = hparams.learning_rate * (
+                1.0 - progress if config.anneal_lr else 1.0)
+        new_state = state.replace(
             params=params,
             opt_state=opt_state,
             env_state=env_state,
@@ -799,7 +869,6 @@ def make_train(
             hidden=hidden,
             key=key,
             update_step=state.update_step + 1,
-            hparams=hparams,
         )
         return new_state, metrics
 
@@ -820,6 +889,7 @@ def make_train(
         default_hparams=Hyperparams.from_config(config),
         make_policy=make_policy,
         config=config,
+        takes_env_params=True,
     )
 
 

@@ -193,19 +193,24 @@ def student_config(config: Config, *, adversary: bool = False,
     """The ``ppo.Config`` of the student (or, ``adversary=True``, of PAIRED's adversary)."""
     common = dict(
         num_envs=config.num_envs, update_epochs=config.update_epochs,
-        num_minibatches=config.num_minibatches, anneal_lr=False, gamma=config.gamma,
+        num_minibatches=config.num_minibatches, gamma=config.gamma,
         gae_lambda=config.gae_lambda, clip_epsilon=config.clip_epsilon,
         value_coef=config.value_coef, max_grad_norm=config.max_grad_norm,
         encoder=config.encoder, conv_features=config.conv_features, activation=config.activation,
     )
     if adversary:
         steps = num_steps or 1
-        return ppo.Config(total_steps=config.num_envs * steps, num_steps=steps,
+        return ppo.Config(total_steps=config.num_envs * steps, num_steps=steps, anneal_lr=False,
                           learning_rate=config.adversary_learning_rate,
                           entropy_coef=config.adversary_entropy_coef, recurrent=False,
                           hidden_sizes=config.adversary_hidden_sizes, **common)
+    # The student's run is the UED run's student rounds, so that with anneal_lr its optimiser
+    # decays the rate to 0 over them (counted in gradient steps: robust PLR's and ACCEL's
+    # rounds that only score levels do not advance it).
+    round_steps = config.num_envs * config.num_steps
+    total_rounds = config.total_steps // (config.eval_interval * round_steps) * config.eval_interval
     return ppo.Config(
-        total_steps=max(config.total_steps, config.num_envs * config.num_steps),
+        total_steps=max(total_rounds, 1) * round_steps, anneal_lr=config.anneal_lr,
         num_steps=config.num_steps, learning_rate=config.learning_rate,
         entropy_coef=config.entropy_coef, recurrent=config.recurrent,
         gru_hidden_size=config.gru_hidden_size, hidden_sizes=config.hidden_sizes, **common,
@@ -339,6 +344,9 @@ def make_train(
     *,
     eval_levels: Any = None,
     eval_level_names: Sequence[str] | None = None,
+    policy_objective: ppo.PolicyObjective | None = None,
+    loss_assembly: ppo.LossAssembly | None = None,
+    optimizer: Any = None,
 ) -> Train:
     """Build the UED run for a level env. Returns ``Train``: ``train(key, hparams=None)``.
 
@@ -349,6 +357,9 @@ def make_train(
       eval_levels: held-out levels, a stacked level pytree (default: ``config.heldout_levels``, or
         every named maze level of the env's size; none for other envs).
       eval_level_names: names for ``eval_levels`` in the metrics (default ``level0``, ...).
+      policy_objective, loss_assembly, optimizer: the student's, as ``ppo.make_learner``
+        takes them (a learned objective or optimiser trained inside the UED loop; its
+        parameters in ``hparams.student.meta``). PAIRED's adversary keeps PPO's own.
     """
     validate(config)
     level_env = level_env_of(env)
@@ -362,7 +373,9 @@ def make_train(
     eval_level_names = tuple(eval_level_names or ())
 
     student_env = AutoReplay(level_env)
-    learner = ppo.make_learner(student_config(config), student_env, env_params)
+    learner = ppo.make_learner(student_config(config), student_env, env_params,
+                               policy_objective=policy_objective, loss_assembly=loss_assembly,
+                               optimizer=optimizer)
     student_env = learner.env
     num_envs, num_steps = config.num_envs, config.num_steps
     rounds = config.eval_interval
@@ -411,10 +424,8 @@ def make_train(
 
     def learn(params, opt_state, hparams, played, key, update_step):
         trajectory, values, advantages, targets, carry, _ = played
-        fraction_left = 1.0 - update_step / total_rounds
-        learning_rate = hparams.learning_rate * (fraction_left if config.anneal_lr else 1.0)
         return learner.learn(params, opt_state, hparams, trajectory, values, advantages, targets,
-                             carry[3], learning_rate, key)
+                             carry[3], key, update_step / total_rounds)
 
     def round_metrics(trajectory, scores, levels):
         """The round's training episodes (those finished in it; a level solved quickly counts
@@ -562,7 +573,7 @@ def make_train(
         adversary_params, adversary_opt_state, adversary_losses = adversary.learn(
             state.adversary_params, state.adversary_opt_state, hparams.adversary,
             adversary_trajectory, adv_values, adv_advantages, adv_targets, None,
-            hparams.adversary.learning_rate, adversary_key)
+            adversary_key, state.update_step / total_rounds)
         protagonist = jax.tree.map(lambda x: x[0], trajectory)
         metrics = {
             **round_metrics(protagonist, regret, levels),
@@ -633,16 +644,17 @@ def make_train(
         if method == "paired":
             params = jax.vmap(learner.init_params, in_axes=(0, None))(
                 jax.random.split(network_key, 2), observation)
-            opt_state = jax.vmap(learner.optimizer.init)(params)
+            opt_state = jax.vmap(learner.init_optimizer, in_axes=(0, None))(params,
+                                                                            hparams.student)
             env_state = jax.tree.map(lambda x: jnp.stack([x, x]), env_state)
             editor_observation, _ = jax.vmap(editor.reset_env, in_axes=(0, None))(
                 jax.random.split(adversary_key, num_envs), editor_params)
             adversary_params = adversary.init_params(adversary_key,
                                                      adversary_input(editor_observation))
-            adversary_opt_state = adversary.optimizer.init(adversary_params)
+            adversary_opt_state = adversary.init_optimizer(adversary_params, hparams.adversary)
         else:
             params = learner.init_params(network_key, observation)
-            opt_state = learner.optimizer.init(params)
+            opt_state = learner.init_optimizer(params, hparams.student)
             adversary_params = adversary_opt_state = None
         example_level = jax.tree.map(lambda x: x[0], levels)
         return UEDState(

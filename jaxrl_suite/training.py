@@ -33,11 +33,14 @@ class TrainResult:
 
 @dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity, so jax.jit(train) works
 class Train:
-    """A pure, jittable training run: ``train(key, hparams=None) -> TrainResult``.
+    """A pure, jittable training run: ``train(key, hparams=None, env_params=None) ->
+    TrainResult``.
 
     Attributes:
-      init: ``(key, hparams) -> state``; ``hparams`` are the traceable hyperparameters (a pytree
-        of scalars), stored in the state so that a ``vmap`` over them is a sweep.
+      init: ``(key, hparams) -> state``, or ``(key, hparams, env_params) -> state`` when
+        ``takes_env_params``; ``hparams`` are the traceable hyperparameters (a pytree of
+        scalars), stored in the state so that a ``vmap`` over them is a sweep; ``env_params``
+        likewise (``None``: the run closes over the env params it was built with).
       update: ``state -> (state, metrics)``: one update (rollout and learning step); metrics is a
         dict of scalars.
       num_updates: updates in a whole run.
@@ -52,9 +55,12 @@ class Train:
         None. When set, ``update`` is ``(state, data) -> (state, metrics)``: the harness passes
         ``data`` to the compiled program as an argument, shared by all seeds, so a large dataset
         is neither embedded in the program as a constant nor copied per seed or checkpoint.
+      takes_env_params: whether ``init`` takes env params: a run that does can be given its
+        task (physics, level, preference weights) as a traced argument, so a ``vmap`` over env
+        params trains on many tasks in one program.
     """
 
-    init: Callable[[jax.Array, Any], Any]
+    init: Callable[..., Any]
     update: Callable[[Any], tuple[Any, dict[str, jax.Array]]]
     num_updates: int
     env_steps_per_update: int
@@ -63,6 +69,7 @@ class Train:
     config: Any
     env_steps_before_updates: int = 0
     data: Any = None
+    takes_env_params: bool = False
 
     def step(self, state: Any, data: Any = None) -> tuple[Any, dict[str, jax.Array]]:
         """One update, given ``data`` when the run has any (default ``self.data``)."""
@@ -70,23 +77,42 @@ class Train:
             return self.update(state)
         return self.update(state, self.data if data is None else data)
 
-    def initial_state(self, key: jax.Array, hparams: Any = None) -> Any:
-        return self.init(key, self.default_hparams if hparams is None else hparams)
+    def initial_state(self, key: jax.Array, hparams: Any = None, env_params: Any = None) -> Any:
+        hparams = self.default_hparams if hparams is None else hparams
+        if env_params is None:
+            return self.init(key, hparams)
+        self._require_env_params()
+        return self.init(key, hparams, env_params)
 
-    def initial_states(self, keys: jax.Array, hparams: Any = None) -> Any:
+    def initial_states(self, keys: jax.Array, hparams: Any = None,
+                       env_params: Any = None) -> Any:
         """Seed-batched initial states: ``init`` under ``vmap`` over ``keys`` ``(num_seeds,)``.
-        ``hparams`` must have a leading ``num_seeds`` axis; default the config's, repeated."""
+        ``hparams`` (and ``env_params``, when given) must have a leading ``num_seeds`` axis;
+        default the config's hyperparameters, repeated, and the run's own env params."""
         if hparams is None:
             hparams = jax.tree.map(
                 lambda x: jnp.broadcast_to(jnp.asarray(x), (len(keys), *jnp.shape(x))),
                 self.default_hparams,
             )
-        return jax.jit(jax.vmap(self.init))(keys, hparams)
+        if env_params is None:
+            return jax.jit(jax.vmap(self.init))(keys, hparams)
+        self._require_env_params()
+        return jax.jit(jax.vmap(self.init))(keys, hparams, env_params)
+
+    def _require_env_params(self) -> None:
+        if not self.takes_env_params:
+            name = getattr(type(self.config), "__module__", "this algorithm")
+            raise ValueError(
+                f"{name}'s run closes over the env params it was built with and does not take "
+                f"them as an argument; build it with make_train(config, env, env_params) for "
+                f"each task instead.")
 
     def run_updates(self, state: Any, num_updates: int) -> tuple[Any, dict[str, jax.Array]]:
         """``num_updates`` updates as one ``lax.scan``; metrics stacked ``(num_updates, ...)``."""
         return jax.lax.scan(lambda carry, _: self.step(carry), state, None, num_updates)
 
-    def __call__(self, key: jax.Array, hparams: Any = None) -> TrainResult:
-        state, metrics = self.run_updates(self.initial_state(key, hparams), self.num_updates)
+    def __call__(self, key: jax.Array, hparams: Any = None, env_params: Any = None
+                 ) -> TrainResult:
+        state = self.initial_state(key, hparams, env_params)
+        state, metrics = self.run_updates(state, self.num_updates)
         return TrainResult(state, metrics)

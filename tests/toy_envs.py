@@ -133,3 +133,42 @@ class ContinuousConstantRewardEnv(ConstantRewardEnv):
 
     def action_space(self, params=None) -> spaces.Box:
         return spaces.Box(-1.0, 1.0, (1,), jnp.float32)
+
+
+@struct.dataclass
+class PointMassParams:
+    max_steps_in_episode: int = 8
+    step_size: float = 0.2
+
+
+@struct.dataclass
+class PointMassState(EnvState):
+    position: jax.Array
+
+
+class PointMassEnv(Environment):
+    """A point on a line, pushed by a continuous action: ``x' = x + step_size * a`` with
+    ``a`` in ``Box(-5, 5, (1,))``, reward ``-x'^2``, start ``x ~ U[-1, 1]``, truncated at the step
+    limit. Every quantity is a smooth function of the actions (no ``stop_gradient``, unlike
+    gymnax's envs), so the return of a rollout with reparameterised actions is differentiable
+    in the policy's params: the env of the meta-gradient tests."""
+
+    @property
+    def default_params(self) -> PointMassParams:
+        return PointMassParams()
+
+    def observation_space(self, params=None) -> spaces.Box:
+        return spaces.Box(-10.0, 10.0, (1,), jnp.float32)
+
+    def action_space(self, params=None) -> spaces.Box:
+        return spaces.Box(-5.0, 5.0, (1,), jnp.float32)
+
+    def reset_env(self, key, params):
+        position = jax.random.uniform(key, (1,), jnp.float32, -1.0, 1.0)
+        return position, PointMassState(time=jnp.zeros((), jnp.int32), position=position)
+
+    def step_env(self, key, state, action, params):
+        position = state.position + params.step_size * action
+        new_state = PointMassState(time=state.time + 1, position=position)
+        truncated = new_state.time >= params.max_steps_in_episode
+        return position, new_state, -jnp.sum(position ** 2), jnp.bool_(False), truncated, {}
