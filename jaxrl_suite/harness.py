@@ -23,13 +23,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
+import hashlib
 import json
 import math
 import re
 import sys
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,16 +106,38 @@ def _seed_keys(options: RunOptions) -> jax.Array:
     return jax.random.split(jax.random.key(options.seed), options.seeds)
 
 
-def _run_record(algo: str, config: Any, options: RunOptions) -> dict[str, Any]:
-    """What defines a run's trajectory; a checkpoint is only resumed under the same record."""
-    return {
+def _run_record(algo: str, config: Any, options: RunOptions, hparams: Any = None
+                ) -> dict[str, Any]:
+    """What defines a run's trajectory; a checkpoint is only resumed under the same record.
+
+    Given ``hparams`` (a sweep or a population) are part of it, by a digest of their values, so
+    a resume with another population is refused like one with another config."""
+    as_dict = (dataclasses.asdict(config) if dataclasses.is_dataclass(config)
+               else {"repr": repr(config)})
+    record = {
         "algo": algo,
         "env": options.env,
         "seeds": options.seeds,
         "seed": options.seed,
         "checkpoint_every": options.checkpoint_every,
-        "config": json.loads(json.dumps(dataclasses.asdict(config), default=list)),
+        "config": json.loads(json.dumps(as_dict, default=list)),
     }
+    if hparams is not None:
+        record["hparams"] = tree_digest(hparams)
+    return record
+
+
+def tree_digest(tree: Any) -> str:
+    """A short hash of a pytree's structure, shapes, dtypes and values (typed PRNG keys by
+    their data)."""
+    digest = hashlib.sha256(str(jax.tree.structure(tree)).encode())
+    for leaf in jax.tree.leaves(tree):
+        if jax.dtypes.issubdtype(getattr(leaf, "dtype", np.float32), jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        array = np.asarray(leaf)
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _new_run_dir(algo: str, options: RunOptions) -> Path:
@@ -256,25 +279,49 @@ def make_chunk_runner(train: Train, progress_every: int, reporter: Any = None):
 
 
 def run_training(
-    algorithm: types.ModuleType,
-    config: Any,
-    options: RunOptions,
+    algorithm: types.ModuleType | str,
+    config: Any = None,
+    options: RunOptions = RunOptions(),
     *,
+    train: Train | Callable[[Any, Any], Train] | None = None,
     hparams: Any = None,
     extra_sinks: Sequence[sinks_lib.MetricSink] = (),
     progress_bar: bool | None = None,
 ) -> tuple[TrainResult, Path]:
-    """Train ``algorithm`` (a module with ``NAME`` and ``make_train``) as ``options`` say.
+    """Train ``algorithm`` as ``options`` say: run folder, progress, checkpoints, resume.
 
-    ``hparams``: optional traceable hyperparameters with a leading axis of ``options.seeds``
-    (a sweep); default the config's, the same for every seed. ``progress_bar`` defaults to
-    whether stdout is a terminal. Returns the final ``TrainResult`` (metrics of the updates run
-    by this call, ``(num_updates, seeds)``) and the run folder.
+    Args:
+      algorithm: a module with ``NAME`` and ``make_train`` (``jaxrl_suite.algos.ppo``), or,
+        with ``train`` given, just the run's name (a string: meta-training, a MORL front, any
+        ``Train`` built in Python).
+      config: the algorithm's ``Config``; default ``train.config``.
+      options: ``RunOptions``.
+      train: a prebuilt ``Train`` (for ``options.env``), or a factory ``(env, env_params) ->
+        Train``; default ``algorithm.make_train(config, env, env_params)``.
+      hparams: optional traceable hyperparameters with a leading axis of ``options.seeds``
+        (a sweep or a population); default the config's, the same for every seed. Their values
+        are part of the run's record: a resume with others is refused.
+      progress_bar: default whether stdout is a terminal.
+
+    Returns:
+      The final ``TrainResult`` (metrics of the updates run by this call, ``(num_updates,
+      seeds)``) and the run folder.
     """
     _validate_options(options)
     env, env_params = make(options.env)
-    train = algorithm.make_train(config, env, env_params)
-    record = _run_record(algorithm.NAME, config, options)
+    if train is None:
+        if isinstance(algorithm, str):
+            raise TypeError("run_training: pass the algorithm's module, or a train= built for "
+                            f"it; got only the name {algorithm!r}.")
+        train = algorithm.make_train(config, env, env_params)
+    elif not isinstance(train, Train):
+        train = train(env, env_params)
+    if not isinstance(train, Train):
+        raise TypeError(f"run_training: train must be a jaxrl_suite.training.Train or a factory "
+                        f"(env, env_params) -> Train; got {type(train).__name__}.")
+    config = train.config if config is None else config
+    name = algorithm if isinstance(algorithm, str) else algorithm.NAME
+    record = _run_record(name, config, options, hparams)
     fingerprint = config_fingerprint(record)
 
     if options.resume is not None:
@@ -290,7 +337,7 @@ def run_training(
                 + "; ".join(differences) + ". Resume with the same settings."
             )
     else:
-        run_dir = _new_run_dir(algorithm.NAME, options)
+        run_dir = _new_run_dir(name, options)
         run_dir.mkdir(parents=True, exist_ok=False)
         (run_dir / "config.json").write_text(json.dumps(
             {"run": record, "fingerprint": fingerprint, "options": dataclasses.asdict(options)},
@@ -312,7 +359,7 @@ def run_training(
     if not options.no_progress:
         if progress_bar if progress_bar is not None else sys.stdout.isatty():
             sinks.append(sinks_lib.ProgressBar(train.num_updates, first_update,
-                                               f"{algorithm.NAME} {options.env}"))
+                                               f"{name} {options.env}"))
         if options.console:
             sinks.append(sinks_lib.ConsoleSink(train.num_updates))
         sinks.append(sinks_lib.CSVSink(run_dir / "progress.csv"))
@@ -346,7 +393,8 @@ def run_training(
         checkpointer.close()
 
     plot_learning_curve(run_dir)
-    if hasattr(algorithm, "write_outputs"):  # pictures an algorithm adds (UED: levels, GIF)
+    if not isinstance(algorithm, str) and hasattr(algorithm, "write_outputs"):
+        # pictures an algorithm adds (UED: levels, GIF)
         algorithm.write_outputs(run_dir, train, states)
     if options.eval_episodes:
         _write_evaluation(run_dir, train, states, options, env_params)

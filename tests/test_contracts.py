@@ -244,3 +244,42 @@ def test_rollout_data_carries_no_gradient_unless_asked(stop):
     grads = jax.grad(data_sum)(network)
     total = sum(float(jnp.abs(g).sum()) for g in jax.tree.leaves(grads))
     assert (total == 0.0) == stop, total
+
+
+# --- the harness runs any Train ------------------------------------------------------------------
+def test_the_harness_runs_a_prebuilt_train_resumes_it_and_fingerprints_its_hparams(tmp_path):
+    """A ``Train`` built in Python (here PPO with its own objective and a 2-member population
+    of ``meta`` values) gets a run folder, checkpoints and an exact resume; resuming with
+    another population is refused."""
+    import shutil
+
+    from jaxrl_suite.checkpoints import Checkpointer
+    from jaxrl_suite.harness import RunOptions, run_training
+
+    env, params = cartpole()
+    train = ppo.make_train(ppo.Config(**{**TINY, "total_steps": 4 * 4 * 16}), env, params,
+                           policy_objective=lambda inputs: objectives.clipped_surrogate(inputs)
+                           + inputs.hparams.meta * jnp.mean(jnp.square(inputs.ratio - 1.0)))
+    population = jax.tree.map(lambda x: jnp.stack([x, x]), train.default_hparams).replace(
+        meta=jnp.array([0.0, 1.0], jnp.float32))
+    options = RunOptions(env="gymnax/CartPole-v1", seeds=2, run_dir=str(tmp_path / "run"),
+                         checkpoint_every=2, no_progress=True, eval_episodes=0)
+    full, run_dir = run_training("ppo-meta", options=options, train=train, hparams=population)
+    assert (run_dir / "metrics.csv").exists() and full.metrics["episode_return"].shape == (4, 2)
+    record = (run_dir / "config.json").read_text()
+    assert '"algo": "ppo-meta"' in record and '"hparams"' in record
+
+    shutil.rmtree(run_dir / "checkpoints" / "4")  # the last checkpoint is lost
+    resume = RunOptions(**{**options.__dict__, "resume": str(run_dir)})
+    resumed, _ = run_training("ppo-meta", options=resume, train=train, hparams=population)
+    assert resumed.metrics["episode_return"].shape == (2, 2)  # the two updates after update 2
+    assert leaves_equal(full.state.params, resumed.state.params)
+    checkpointer = Checkpointer(run_dir / "checkpoints")
+    assert checkpointer.latest_update() == 4
+    checkpointer.close()
+
+    other = population.replace(meta=jnp.array([0.0, 2.0], jnp.float32))
+    with pytest.raises(ValueError, match="Cannot resume .*hparams"):
+        run_training("ppo-meta", options=resume, train=train, hparams=other)
+    with pytest.raises(TypeError, match="train must be a jaxrl_suite.training.Train"):
+        run_training("ppo-meta", options=options, train=lambda env, params: "not a train")
