@@ -470,13 +470,23 @@ def make_train(
             kind, levels = jnp.int32(NEW), new_levels
         played = play(state.params, levels, play_key, hparams)
         trajectory, values, advantages, _, _, final_carry = played
+        dones = trajectory.terminated | trajectory.truncated
+        # The highest return ever achieved on each level (robust PLR's MaxMC): this rollout's,
+        # and on replay also the one its buffer slot remembers.
+        max_returns = level_scores.episode_returns_max(trajectory.reward, dones)
+        if uses_buffer:
+            remembered = sampler.get_extra(buffer, jnp.maximum(indices, 0))["max_return"]
+            max_returns = jnp.where(kind == REPLAY, jnp.maximum(max_returns, remembered),
+                                    max_returns)
         scores = score_level(level_scores.LevelRollout(
-            advantages, values, trajectory.reward, trajectory.terminated | trajectory.truncated))
+            advantages, values, trajectory.reward, dones, max_returns))
         if uses_buffer:
             buffer = jax.lax.cond(
                 kind == REPLAY,
-                lambda b: sampler.update_scores(b, indices, scores),
-                lambda b: sampler.insert_batch(b, levels, scores)[0],
+                lambda b: sampler.update_extra(sampler.update_scores(b, indices, scores),
+                                               indices, {"max_return": max_returns}, "max"),
+                lambda b: sampler.insert_batch(b, levels, scores,
+                                               {"max_return": max_returns})[0],
                 buffer,
             )
 
@@ -659,7 +669,8 @@ def make_train(
         example_level = jax.tree.map(lambda x: x[0], levels)
         return UEDState(
             params=params, opt_state=opt_state,
-            buffer=sampler.initialize(example_level) if uses_buffer else None,
+            buffer=(sampler.initialize(example_level, {"max_return": jnp.float32(-jnp.inf)})
+                    if uses_buffer else None),
             last_levels=levels, last_kind=jnp.int32(NEW),
             last_indices=jnp.full(num_envs, -1, jnp.int32), env_state=env_state,
             adversary_params=adversary_params, adversary_opt_state=adversary_opt_state,

@@ -25,6 +25,11 @@ that slot's score and timestamp (duplicate detection); otherwise it takes a free
 the buffer is full, replaces the lowest-scoring level if its score is higher (and is dropped if
 not). ``should_replay`` says replay (rather than a new level) with probability
 ``replay_probability`` once at least ``minimum_fill`` of the capacity is filled.
+
+Per-level extra data (JaxUED's ``levels_extra``): a buffer initialised with an example ``extra``
+pytree keeps one per slot, written by ``insert`` with the level (a duplicate's is overwritten,
+as its score is) and by ``update_extra`` on replay (``mode="max"`` keeps a running maximum,
+which is how robust PLR's MaxMC remembers the highest return ever achieved on each level).
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class LevelBuffer:
       timestamps: int32 ``(capacity,)``: the clock when the slot was last sampled or scored.
       filled: bool ``(capacity,)``.
       clock: int32 ``()``: advances by one at every sample, insert and score update.
+      extra: per-level extra data, a pytree with a leading ``capacity`` axis (``None`` when the
+        buffer was initialised without an example): e.g. ``{"max_return": (capacity,)}``.
     """
 
     levels: Any
@@ -58,6 +65,7 @@ class LevelBuffer:
     timestamps: jax.Array
     filled: jax.Array
     clock: jax.Array
+    extra: Any = None
 
     @property
     def size(self) -> jax.Array:
@@ -112,11 +120,18 @@ class LevelSampler:
                 raise ValueError(f"LevelSampler: {name} must be in [0, 1]; got {value!r}.")
 
     # --- state --------------------------------------------------------------------------------
-    def initialize(self, example_level: Any) -> LevelBuffer:
-        """An empty buffer whose slots have the shapes and dtypes of ``example_level``."""
+    def initialize(self, example_level: Any, example_extra: Any = None) -> LevelBuffer:
+        """An empty buffer whose slots have the shapes and dtypes of ``example_level``; with
+        ``example_extra``, each slot's extra data starts as ``example_extra`` (its value, not
+        zeros: ``-inf`` for a running maximum)."""
         levels = jax.tree.map(
             lambda leaf: jnp.zeros((self.capacity, *jnp.shape(leaf)), jnp.result_type(leaf)),
             example_level,
+        )
+        extra = None if example_extra is None else jax.tree.map(
+            lambda leaf: jnp.full((self.capacity, *jnp.shape(leaf)), leaf,
+                                  jnp.result_type(leaf)),
+            example_extra,
         )
         return LevelBuffer(
             levels=levels,
@@ -124,6 +139,7 @@ class LevelSampler:
             timestamps=jnp.zeros(self.capacity, jnp.int32),
             filled=jnp.zeros(self.capacity, bool),
             clock=jnp.zeros((), jnp.int32),
+            extra=extra,
         )
 
     # --- the replay distribution --------------------------------------------------------------
@@ -180,6 +196,25 @@ class LevelSampler:
         """The levels in slots ``indices`` (a stacked pytree)."""
         return jax.tree.map(lambda leaf: leaf[indices], buffer.levels)
 
+    def get_extra(self, buffer: LevelBuffer, indices: jax.Array) -> Any:
+        """The extra data of slots ``indices`` (a stacked pytree)."""
+        return jax.tree.map(lambda leaf: leaf[indices], buffer.extra)
+
+    def update_extra(self, buffer: LevelBuffer, indices: jax.Array, extra: Any,
+                     mode: str = "set") -> LevelBuffer:
+        """Write ``extra`` (leading axis like ``indices``) into slots ``indices``: ``"set"``
+        (a later duplicate index wins) or ``"max"`` (each slot keeps the maximum of its value
+        and every new one, duplicates included). The clock does not move."""
+        if mode not in ("set", "max"):
+            raise ValueError(f"LevelSampler.update_extra: mode must be 'set' or 'max'; got "
+                             f"{mode!r}.")
+
+        def write(stored, new):
+            at = stored.at[indices]
+            return at.set(new) if mode == "set" else at.max(new)
+
+        return buffer.replace(extra=jax.tree.map(write, buffer.extra, extra))
+
     # --- scores and insertion ----------------------------------------------------------------
     def update_scores(
         self, buffer: LevelBuffer, indices: jax.Array, scores: jax.Array
@@ -202,9 +237,11 @@ class LevelSampler:
         match = buffer.filled & jnp.all(jnp.stack(matches), axis=0)
         return match.any(), jnp.argmax(match)
 
-    def insert(self, buffer: LevelBuffer, level: Any, score: Any) -> tuple[LevelBuffer, jax.Array]:
-        """Insert one level with its score (module docstring). Returns ``(buffer, index)``;
-        ``index`` is -1 when a full buffer kept its levels because the score was too low."""
+    def insert(self, buffer: LevelBuffer, level: Any, score: Any,
+               extra: Any = None) -> tuple[LevelBuffer, jax.Array]:
+        """Insert one level with its score, and its extra data when the buffer keeps any
+        (module docstring). Returns ``(buffer, index)``; ``index`` is -1 when a full buffer
+        kept its levels because the score was too low."""
         score = jnp.asarray(score, jnp.float32)
         clock = buffer.clock + 1
         if self.duplicate_check:
@@ -221,6 +258,9 @@ class LevelSampler:
         levels = jax.tree.map(
             lambda stored, new: stored.at[write].set(new, mode="drop"), buffer.levels, level
         )
+        if extra is not None:
+            buffer = buffer.replace(extra=jax.tree.map(
+                lambda stored, new: stored.at[write].set(new, mode="drop"), buffer.extra, extra))
         buffer = buffer.replace(
             levels=levels,
             scores=buffer.scores.at[write].set(score, mode="drop"),
@@ -231,14 +271,16 @@ class LevelSampler:
         return buffer, jnp.where(accepted, index, -1)
 
     def insert_batch(
-        self, buffer: LevelBuffer, levels: Any, scores: jax.Array
+        self, buffer: LevelBuffer, levels: Any, scores: jax.Array, extra: Any = None
     ) -> tuple[LevelBuffer, jax.Array]:
-        """Insert a batch of levels (leading axis) one after another. Returns the indices."""
-        def insert_one(buffer, level_and_score):
-            level, score = level_and_score
-            return self.insert(buffer, level, score)
+        """Insert a batch of levels (leading axis; ``extra`` too when given) one after another.
+        Returns the indices."""
+        def insert_one(buffer, inputs):
+            level, score, level_extra = inputs
+            return self.insert(buffer, level, score, level_extra)
 
-        return jax.lax.scan(insert_one, buffer, (levels, jnp.asarray(scores, jnp.float32)))
+        return jax.lax.scan(insert_one, buffer,
+                            (levels, jnp.asarray(scores, jnp.float32), extra))
 
 
 def _normalised(weights: jax.Array, filled: jax.Array) -> jax.Array:

@@ -11,8 +11,10 @@ plugs in: GROOVE's algorithmic regret later. PAIRED's regret, which needs two st
   positive part of the GAE advantage, ``mean_t max(A_t, 0)``.
 * ``mean_absolute_gae`` (the original PLR's "L1 value loss"): ``mean_t |A_t|``.
 * ``max_mc`` (Jiang et al. 2021, robust PLR): ``mean_t (R_max - V(s_t))``, with ``R_max`` the
-  highest return of an episode that ended in the rollout on that level (when none ended, the
-  highest return collected so far in the unfinished episode).
+  highest return ever achieved on that level, as the paper defines it: the rollout's
+  ``max_returns`` when the caller keeps that history (UED keeps it in the level buffer's extra
+  data), otherwise the highest return of an episode that ended in this rollout (when none
+  ended, the return collected so far in the unfinished episode: ``episode_returns_max``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "positive_value_loss",
     "mean_absolute_gae",
     "max_mc",
+    "episode_returns_max",
     "SCORE_FUNCTIONS",
     "completed_episode_returns",
     "paired_regret",
@@ -41,12 +44,15 @@ class LevelRollout:
       values: value estimates ``V(s_t)``.
       rewards: rewards.
       dones: whether the episode ended at the step (terminated or truncated).
+      max_returns: float32 ``(N,)``, the highest return ever achieved on each level, this
+        rollout included, or ``None`` when the caller keeps no history.
     """
 
     advantages: jax.Array
     values: jax.Array
     rewards: jax.Array
     dones: jax.Array
+    max_returns: jax.Array | None = None
 
 
 def positive_value_loss(rollout: LevelRollout) -> jax.Array:
@@ -79,7 +85,8 @@ def episode_returns_max(rewards: jax.Array, dones: jax.Array) -> jax.Array:
 
 def max_mc(rollout: LevelRollout) -> jax.Array:
     """``mean_t (R_max - V(s_t))`` per level, float32 ``(N,)`` (module docstring)."""
-    best = episode_returns_max(rollout.rewards, rollout.dones)
+    best = (episode_returns_max(rollout.rewards, rollout.dones) if rollout.max_returns is None
+            else rollout.max_returns)
     return (best[None, :] - rollout.values).mean(axis=0).astype(jnp.float32)
 
 

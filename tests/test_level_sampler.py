@@ -215,3 +215,38 @@ def test_level_scores_by_hand():
     np.testing.assert_allclose(episode_returns_max(rollout.rewards, rollout.dones), [3.0, 0.5])
     # (3 - 0.5) + (3 - 0.5) + (3 - 1) + (3 - 2) = 8; (0.5 - 0.1) * 2 + (0.5 - 0.2) * 2 = 1.4
     np.testing.assert_allclose(max_mc(rollout), [8 / 4, 1.4 / 4], rtol=1e-6)
+    # With a history (robust PLR as published): R_max is the highest return ever achieved on
+    # the level, e.g. 5 from an earlier visit to level 0 and 0.5 (this rollout) for level 1:
+    # (5 - 0.5) * 2 + (5 - 1) + (5 - 2) = 16; level 1 as before.
+    remembered = rollout.replace(max_returns=jnp.array([5.0, 0.5]))
+    np.testing.assert_allclose(max_mc(remembered), [16 / 4, 1.4 / 4], rtol=1e-6)
+
+
+def test_per_level_extra_data_is_inserted_kept_as_a_running_maximum_and_read_back():
+    sampler = LevelSampler(capacity=3, replay_probability=1.0, minimum_fill=0.0)
+    buffer = sampler.initialize(EXAMPLE_LEVEL, {"max_return": jnp.float32(-jnp.inf)})
+    np.testing.assert_array_equal(buffer.extra["max_return"], [-np.inf] * 3)
+    levels = jax.tree.map(lambda *xs: jnp.stack(xs), level(1), level(2))
+    buffer, indices = sampler.insert_batch(buffer, levels, jnp.array([0.5, 0.7]),
+                                           {"max_return": jnp.array([1.0, 2.0])})
+    np.testing.assert_array_equal(indices, [0, 1])
+    np.testing.assert_array_equal(buffer.extra["max_return"], [1.0, 2.0, -np.inf])
+    # A replay batch that drew slot 0 twice (returns 3 and 0.5) and slot 1 once (return 1):
+    # the maximum is kept per slot, whatever the order of the duplicates.
+    buffer = sampler.update_extra(buffer, jnp.array([0, 1, 0]),
+                                  {"max_return": jnp.array([3.0, 1.0, 0.5])}, "max")
+    np.testing.assert_array_equal(buffer.extra["max_return"], [3.0, 2.0, -np.inf])
+    np.testing.assert_array_equal(sampler.get_extra(buffer, jnp.array([1, 0]))["max_return"],
+                                  [2.0, 3.0])
+    # Inserting a duplicate of level 2 overwrites its extra data, as it does its score; a
+    # "set" update writes the value given.
+    buffer, index = sampler.insert(buffer, level(2), 0.9, {"max_return": jnp.float32(0.25)})
+    assert int(index) == 1
+    np.testing.assert_array_equal(buffer.extra["max_return"], [3.0, 0.25, -np.inf])
+    buffer = sampler.update_extra(buffer, jnp.array([0]), {"max_return": jnp.array([-1.0])})
+    np.testing.assert_array_equal(buffer.extra["max_return"], [-1.0, 0.25, -np.inf])
+    with pytest.raises(ValueError, match="mode must be 'set' or 'max'"):
+        sampler.update_extra(buffer, jnp.array([0]), {"max_return": jnp.array([1.0])}, "min")
+    # A buffer without extra data keeps none, and insert ignores a missing extra.
+    plain, _ = sampler.insert(sampler.initialize(EXAMPLE_LEVEL), level(3), 1.0)
+    assert plain.extra is None
