@@ -33,6 +33,7 @@ from typing import Any
 import distrax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -61,8 +62,10 @@ from jaxrl_suite.objectives import (
     LossAssembly,
     ObjectiveInputs,
     PolicyObjective,
+    Scalarization,
     actor_critic_loss,
     clipped_surrogate,
+    linear_scalarization,
     policy_objective_by_name,
 )
 from jaxrl_suite.training import Train, TrainResult
@@ -74,6 +77,7 @@ from jaxrl_suite.wrappers import (
     auto_reset_env,
     find_state,
     finished_episode_metrics,
+    reward_shape,
 )
 
 __all__ = [
@@ -178,6 +182,9 @@ class Config:
 class Hyperparams:
     """The continuous hyperparameters, traceable: pass a batch of them to ``vmap(train)``.
 
+    ``preference`` holds the preference weights ``(num_objectives,)`` of a multi-objective env
+    (default equal weights; ``None`` for a scalar reward): the vector advantages are
+    scalarised with them, and a ``vmap`` over them trains a set of preferences in one program.
     ``meta`` holds meta-parameters, any pytree of arrays (``None`` by default): the policy
     objective, the loss assembly and the optimiser factory receive it inside ``hparams``, so a
     learned objective's or optimiser's parameters are traced and a population is a ``vmap``
@@ -193,6 +200,7 @@ class Hyperparams:
     entropy_coef: jax.Array
     value_coef: jax.Array
     max_grad_norm: jax.Array
+    preference: Any = None
     meta: Any = None
 
     @classmethod
@@ -338,7 +346,8 @@ class Networks:
     Feed-forward: ``params = {"actor", "critic"}``, separate MLPs on the observation.
     Recurrent: ``params = {"torso", "actor", "critic"}``; the GRU torso's features feed both.
     With ``encoder="grid"`` the observation first passes a shared ``GridEncoder``
-    (``params["encoder"]``).
+    (``params["encoder"]``). With ``num_objectives`` > 0 (a multi-objective env) the critic has
+    one output per objective and ``value`` is ``(..., num_objectives)``.
     """
 
     config: Config
@@ -346,6 +355,7 @@ class Networks:
     action_dim: int
     action_low: Any = None
     action_high: Any = None
+    num_objectives: int = 0  # 0: a scalar reward and a scalar value
 
     @property
     def actor(self):
@@ -356,7 +366,8 @@ class Networks:
 
     @property
     def critic(self) -> MLP:
-        return MLP(self.config.hidden_sizes, 1, self.config.activation, 1.0)
+        return MLP(self.config.hidden_sizes, max(1, self.num_objectives), self.config.activation,
+                   1.0)
 
     @property
     def torso(self) -> ResettableGRU:
@@ -393,7 +404,8 @@ class Networks:
         return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
 
     def value(self, params: dict[str, Any], features: jax.Array) -> jax.Array:
-        return self.critic.apply(params["critic"], features)[..., 0]
+        values = self.critic.apply(params["critic"], features)
+        return values if self.num_objectives else values[..., 0]
 
     def recur(self, params, hidden, observation, episode_start):
         """One GRU step: ``(hidden, features)``; hidden is zeroed where ``episode_start``."""
@@ -464,6 +476,25 @@ class PPOState:
     update_step: jax.Array  # int32, updates done so far
     hparams: Hyperparams
     env_params: Any = None  # the traced env params given to train(); None: the closed-over ones
+
+
+def num_objectives_of(env: Environment, env_params: Any = None) -> int:
+    """0 for a scalar reward, ``k`` for an env whose ``reward_space`` is ``(k,)``."""
+    shape = reward_shape(env, env_params)
+    if len(shape) > 1:
+        raise ValueError(f"PPO handles scalar rewards and reward vectors (num_objectives,); "
+                         f"{env.name}'s reward_space has shape {shape}.")
+    return shape[0] if shape else 0
+
+
+def default_hyperparams(config: Config, num_objectives: int = 0) -> Hyperparams:
+    """``Hyperparams.from_config``, with equal preference weights ``1 / k`` for a
+    multi-objective env."""
+    hparams = Hyperparams.from_config(config)
+    if num_objectives:
+        hparams = hparams.replace(preference=np.full(num_objectives, 1.0 / num_objectives,
+                                                     np.float32))
+    return hparams
 
 
 def training_env(config: Config, env: Environment) -> Environment:
@@ -556,6 +587,7 @@ def make_learner(
     policy_objective: PolicyObjective | None = None,
     loss_assembly: LossAssembly | None = None,
     optimizer: optax.GradientTransformation | optim.OptimizerFactory | None = None,
+    scalarize: Scalarization | None = None,
 ) -> PPOLearner:
     """PPO's rollout, advantages and update for ``env`` (see ``PPOLearner``).
 
@@ -572,6 +604,10 @@ def make_learner(
         factory ``hparams -> optimiser`` called inside the compiled program (a learned
         optimiser reads ``hparams.meta``). Default ``default_optimizer(config)``. One whose
         update ascends the loss is refused.
+      scalarize: for a multi-objective env (one with ``reward_space``): ``(advantages (...,
+        k), hparams) -> (...)``, the one advantage the objective optimises; default
+        ``linear_scalarization`` with ``hparams.preference``. The critic then has ``k`` outputs
+        and GAE runs per objective.
 
     Returns:
       ``PPOLearner``.
@@ -581,9 +617,12 @@ def make_learner(
         policy_objective = policy_objective_by_name(config.objective, "PPO")
     if loss_assembly is None:
         loss_assembly = functools.partial(actor_critic_loss, clip_value=config.clip_value)
+    if scalarize is None:
+        scalarize = linear_scalarization
     make_optimizer = optim.resolve_optimizer(
         optimizer, default_optimizer(config), Hyperparams.from_config(config), "PPO")
     env = training_env(config, env)
+    num_objectives = num_objectives_of(env, env_params)
     action_space = env.action_space(env_params)
     discrete = isinstance(action_space, spaces.Discrete)
     networks = Networks(
@@ -592,9 +631,11 @@ def make_learner(
         action_space.n if discrete else math.prod(action_space.shape),
         None if discrete else jnp.asarray(action_space.low, jnp.float32),
         None if discrete else jnp.asarray(action_space.high, jnp.float32),
+        num_objectives,
     )
     batch_size = config.num_envs * config.num_steps
     minibatch_size = batch_size // config.num_minibatches
+    batch_ndim = 2 if config.recurrent else 1  # (steps, envs) or (transitions,) minibatches
     vmapped_step = jax.vmap(env.step, in_axes=(0, 0, 0, None), axis_name=ENV_AXIS)
     stop_gradient = (jax.lax.stop_gradient if config.stop_rollout_gradients
                      else lambda tree: tree)
@@ -652,14 +693,27 @@ def make_learner(
         log_ratio = log_prob - batch["log_prob"]
         ratio = jnp.exp(log_ratio)
         advantages = batch["advantage"]
+        objective_advantages = None
+        if num_objectives:
+            objective_advantages = advantages
+            if config.normalize_advantages:
+                axes = tuple(range(batch_ndim))
+                objective_advantages = ((advantages - advantages.mean(axis=axes))
+                                        / (advantages.std(axis=axes) + 1e-8))
+            advantages = scalarize(advantages, hparams)
         if config.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+        def flat(x):  # the minibatch's leading axes as one (an objective axis stays)
+            return None if x is None else x.reshape(-1, *x.shape[batch_ndim:])
+
         inputs = ObjectiveInputs(
-            ratio=ratio.ravel(), log_ratio=log_ratio.ravel(), log_prob=log_prob.ravel(),
-            old_log_prob=batch["log_prob"].ravel(), advantages=advantages.ravel(),
-            values=networks.value(params, features).ravel(), old_values=batch["value"].ravel(),
-            targets=batch["target"].ravel(), entropy=distribution.entropy().ravel(),
+            ratio=flat(ratio), log_ratio=flat(log_ratio), log_prob=flat(log_prob),
+            old_log_prob=flat(batch["log_prob"]), advantages=flat(advantages),
+            values=flat(networks.value(params, features)), old_values=flat(batch["value"]),
+            targets=flat(batch["target"]), entropy=flat(distribution.entropy()),
             progress=progress, epoch_progress=epoch_progress, hparams=hparams,
+            objective_advantages=flat(objective_advantages),
         )
         policy_loss = policy_objective(inputs)
         total, diagnostics = loss_assembly(inputs, policy_loss)
@@ -886,7 +940,7 @@ def make_train(
         update=update,
         num_updates=num_updates,
         env_steps_per_update=batch_size,
-        default_hparams=Hyperparams.from_config(config),
+        default_hparams=default_hyperparams(config, learner.networks.num_objectives),
         make_policy=make_policy,
         config=config,
         takes_env_params=True,

@@ -1,6 +1,9 @@
 """Generalised advantage estimation with terminations and truncations kept apart.
 
-Arrays are time-major: ``(T, ...)`` with any batch axes after time. The caller supplies, for each
+Arrays are time-major: ``(T, ...)`` with any batch axes after time. Rewards (and values) may
+carry one more trailing axis than the terminations, ``(..., num_objectives)``: a
+multi-objective reward gives one advantage or return per objective, ending where the episode
+ends. The caller supplies, for each
 step ``t``, ``next_values[t]``: the value of the observation that *follows* step ``t`` in the same
 episode. On a step that ended by truncation that observation is ``info["final_observation"]`` (the
 state the time limit cut off), not the reset observation the env returned; on a terminated step it
@@ -15,19 +18,27 @@ import jax.numpy as jnp
 __all__ = ["generalized_advantages", "n_step_returns", "next_values_from_rollout"]
 
 
+def _per_objective(flag: jax.Array, like: jax.Array) -> jax.Array:
+    """``flag`` (bool, the terminations' shape) with trailing unit axes up to ``like``'s rank,
+    so a ``(T, N)`` flag applies to every objective of ``(T, N, k)`` rewards. Equal ranks
+    (scalar rewards) leave it as it is."""
+    return flag.reshape(flag.shape + (1,) * (like.ndim - flag.ndim))
+
+
 def next_values_from_rollout(
     values: jax.Array, last_value: jax.Array, final_values: jax.Array, done: jax.Array
 ) -> jax.Array:
     """``next_values`` for GAE from per-step values.
 
     Args:
-      values: ``(T, ...)`` V(s_t) of the observations the agent acted on.
+      values: ``(T, ...)`` V(s_t) of the observations the agent acted on (``(T, ..., k)`` for
+        a vector-valued critic, with ``done`` still ``(T, ...)``).
       last_value: ``(...)`` V of the observation after the last step (the next rollout's first).
       final_values: ``(T, ...)`` V(info["final_observation"][t]); only read where ``done``.
       done: ``(T, ...)`` bool, terminated or truncated at step t.
     """
     following = jnp.concatenate([values[1:], last_value[None]], axis=0)
-    return jnp.where(done, final_values, following)
+    return jnp.where(_per_objective(done, values), final_values, following)
 
 
 def generalized_advantages(
@@ -47,13 +58,14 @@ def generalized_advantages(
     still stops at the episode boundary.
 
     Args:
-      rewards, values, next_values: ``(T, ...)`` float.
-      terminated, truncated: ``(T, ...)`` bool.
+      rewards, values, next_values: ``(T, ...)`` float, or ``(T, ..., num_objectives)``.
+      terminated, truncated: ``(T, ...)`` bool (one per step, whatever the objectives).
       gamma, gae_lambda: scalars (may be traced, for ``vmap`` sweeps).
 
     Returns:
       ``(advantages, value_targets)``, both ``(T, ...)``; ``value_targets = advantages + values``.
     """
+    terminated, truncated = _per_objective(terminated, rewards), _per_objective(truncated, rewards)
     continues = 1.0 - terminated.astype(rewards.dtype)
     episode_continues = 1.0 - jnp.logical_or(terminated, truncated).astype(rewards.dtype)
     deltas = rewards + gamma * continues * next_values - values
@@ -79,7 +91,9 @@ def n_step_returns(
     """Discounted n-step returns of sampled sequences, stopping at an episode's end.
 
     Arrays are ``(batch, n)``: step ``k`` of each sequence is the ``k``-th step after the sampled
-    transition in the same env; ``available`` is False for steps not yet collected. A sequence
+    transition in the same env; ``available`` is False for steps not yet collected. Rewards may
+    be ``(batch, n, num_objectives)``: the returns are then ``(batch, num_objectives)``, the
+    discount and ``last`` still one per sequence. A sequence
     keeps steps up to and including the first that ended its episode (``terminated |
     truncated``) or the last available one.
 
@@ -94,8 +108,9 @@ def n_step_returns(
     ended_before = jnp.cumsum(done, axis=1) - done.astype(jnp.int32)
     kept = available & (ended_before == 0)
     kept = kept.at[:, 0].set(True)  # the sampled transition itself always exists
-    discounts = gamma ** jnp.arange(rewards.shape[1], dtype=rewards.dtype)
-    returns = jnp.sum(jnp.where(kept, rewards * discounts, 0.0), axis=1)
+    discounts = _per_objective(gamma ** jnp.arange(rewards.shape[1], dtype=rewards.dtype),
+                               rewards[0])
+    returns = jnp.sum(jnp.where(_per_objective(kept, rewards), rewards * discounts, 0.0), axis=1)
     last = kept.sum(axis=1) - 1
     last_terminated = jnp.take_along_axis(terminated, last[:, None], axis=1)[:, 0]
     bootstrap_discount = jnp.where(last_terminated, 0.0, gamma ** (last + 1.0))

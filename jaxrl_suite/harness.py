@@ -168,9 +168,25 @@ def _differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     return out
 
 
-def _summarise(metrics: dict[str, np.ndarray]) -> sinks_lib.Summary:
-    summary = {}
+def metric_components(metrics: dict[str, Any], leading: int) -> dict[str, np.ndarray]:
+    """Each metric with axes beyond its first ``leading`` (a multi-objective ``episode_return``,
+    one per objective) split into one entry per component, named ``name[i]`` (``name[i,j]``
+    for more axes); the others as they are. Order: the metrics', then the components'."""
+    out = {}
     for name, values in metrics.items():
+        values = np.asarray(values)
+        if values.ndim <= leading:
+            out[name] = values
+            continue
+        for index in np.ndindex(values.shape[leading:]):
+            out[f"{name}[{','.join(map(str, index))}]"] = values[(slice(None),) * leading + index]
+    return out
+
+
+def _summarise(metrics: dict[str, np.ndarray]) -> sinks_lib.Summary:
+    """Mean and std over seeds of each metric (per objective for vector metrics)."""
+    summary = {}
+    for name, values in metric_components(metrics, 1).items():
         values = np.asarray(values, np.float64).reshape(-1)
         finite = values[~np.isnan(values)]
         summary[name] = (
@@ -180,7 +196,9 @@ def _summarise(metrics: dict[str, np.ndarray]) -> sinks_lib.Summary:
 
 
 def _metrics_rows(metrics: dict[str, np.ndarray], first_update: int) -> list[dict[str, Any]]:
-    """Rows ``update, seed, <metrics>`` from arrays ``(num_updates, num_seeds)``."""
+    """Rows ``update, seed, <metrics>`` from arrays ``(num_updates, num_seeds)``; a vector
+    metric ``(num_updates, num_seeds, k)`` gives the columns ``name[0]`` ... ``name[k-1]``."""
+    metrics = metric_components(metrics, 2)
     names = sorted(metrics)
     num_updates, num_seeds = np.shape(metrics[names[0]])[:2]
     rows = []
@@ -427,7 +445,8 @@ def evaluate_states(train: Train, states: Any, env, env_params, num_episodes: in
     for mode, deterministic in (("deterministic", True), ("stochastic", False)):
         returns = np.asarray(jax.jit(jax.vmap(
             lambda s, k, d=deterministic: per_seed(s, k, d)))(states, keys))
-        if returns.ndim > 2:  # multi-objective: report the sum of objectives
+        vector_returns = returns if returns.ndim > 2 else None
+        if vector_returns is not None:  # multi-objective: the headline is the objectives' sum
             returns = returns.sum(axis=tuple(range(2, returns.ndim)))
         per_seed_mean = returns.mean(axis=1)
         out[mode] = {
@@ -435,6 +454,13 @@ def evaluate_states(train: Train, states: Any, env, env_params, num_episodes: in
             "std_over_seeds": float(per_seed_mean.std()),
             "per_seed": [float(x) for x in per_seed_mean],
         }
+        if vector_returns is not None:  # and every objective's own return is kept
+            per_objective = vector_returns.mean(axis=1)  # (seeds, objectives...)
+            out[mode]["per_objective"] = {
+                "mean_return": per_objective.mean(axis=0).tolist(),
+                "std_over_seeds": per_objective.std(axis=0).tolist(),
+                "per_seed": per_objective.tolist(),
+            }
     return out
 
 
@@ -488,26 +514,36 @@ def plot_learning_curve(run_dir: str | Path, metric: str = "episode_return") -> 
         return None
     with path.open(newline="") as file:
         rows = list(csv.DictReader(file))
-    if not rows or metric not in rows[0]:
+    if not rows:
+        return None
+    # A multi-objective metric is in the columns metric[0], metric[1], ...: one curve each.
+    columns = ([metric] if metric in rows[0] else
+               [name for name in rows[0] if re.fullmatch(re.escape(metric) + r"\[\d+\]", name)])
+    if not columns:
         return None
     # Offline runs take no env step: their x axis is gradient steps.
     x_name = "gradient_steps" if "gradient_steps" in rows[0] else "env_steps"
-    by_update: dict[int, list[float]] = {}
-    steps: dict[int, float] = {}
-    for row in rows:
-        update = int(row["update"])
-        by_update.setdefault(update, []).append(float(row[metric]))
-        steps[update] = float(row[x_name])
-    updates = sorted(by_update)
-    values = [np.asarray(by_update[u]) for u in updates]
-    mean = np.array([np.nanmean(v) if np.isfinite(v).any() else np.nan for v in values])
-    std = np.array([np.nanstd(v) if np.isfinite(v).any() else np.nan for v in values])
-    x = np.array([steps[u] for u in updates])
-    keep = np.isfinite(mean)
     figure = Figure(figsize=(6, 4))
     axis = figure.subplots()
-    axis.plot(x[keep], mean[keep], label=f"mean over {len(values[0])} seed(s)")
-    axis.fill_between(x[keep], (mean - std)[keep], (mean + std)[keep], alpha=0.25, label="± std")
+    for column in columns:
+        by_update: dict[int, list[float]] = {}
+        steps: dict[int, float] = {}
+        for row in rows:
+            update = int(row["update"])
+            by_update.setdefault(update, []).append(float(row[column]))
+            steps[update] = float(row[x_name])
+        updates = sorted(by_update)
+        values = [np.asarray(by_update[u]) for u in updates]
+        mean = np.array([np.nanmean(v) if np.isfinite(v).any() else np.nan for v in values])
+        std = np.array([np.nanstd(v) if np.isfinite(v).any() else np.nan for v in values])
+        x = np.array([steps[u] for u in updates])
+        keep = np.isfinite(mean)
+        label = f"mean over {len(values[0])} seed(s)"
+        if column != metric:
+            label = f"objective {column[len(metric) + 1:-1]}: {label}"
+        axis.plot(x[keep], mean[keep], label=label)
+        axis.fill_between(x[keep], (mean - std)[keep], (mean + std)[keep], alpha=0.25,
+                          label="± std" if column == metric else None)
     config = json.loads((run_dir / "config.json").read_text())["run"]
     axis.set_title(f"{config['algo']} on {config['env']}")
     axis.set_xlabel(x_name.replace("_", " "))
@@ -631,8 +667,14 @@ def algorithm_main(algorithm: types.ModuleType, argv: Sequence[str] | None = Non
     if final is not None:
         # Offline runs log the in-run evaluation's return: no episode is played for training.
         what = "in-run evaluation" if "gradient_steps" in result.metrics else "training"
-        print(f"  final {what} return (last 10% of updates): {np.mean(final):.2f} "
-              f"± {np.std(final):.2f} over seeds")
+        if final.ndim > 1:  # (seeds, objectives): one figure per objective
+            per_objective = ", ".join(f"{m:.2f} ± {s:.2f}" for m, s in
+                                      zip(final.mean(axis=0), final.std(axis=0)))
+            print(f"  final {what} return per objective (last 10% of updates): "
+                  f"{per_objective} over seeds")
+        else:
+            print(f"  final {what} return (last 10% of updates): {np.mean(final):.2f} "
+                  f"± {np.std(final):.2f} over seeds")
     eval_path = run_dir / "eval.json"
     if eval_path.exists():
         evaluation = json.loads(eval_path.read_text())["deterministic"]

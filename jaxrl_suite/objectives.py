@@ -29,8 +29,10 @@ __all__ = [
     "ObjectiveInputs",
     "PolicyObjective",
     "LossAssembly",
+    "Scalarization",
     "actor_critic_loss",
     "clipped_surrogate",
+    "linear_scalarization",
     "policy_gradient",
     "policy_objective_by_name",
 ]
@@ -61,6 +63,9 @@ class ObjectiveInputs:
       epoch_progress: the fraction of this update's epochs done before this one,
         ``epoch / epochs``, a scalar in ``[0, 1)``.
       hparams: the learner's traced ``Hyperparams`` (``clip_epsilon``, ``meta``, ...).
+      objective_advantages: for a multi-objective env, the advantages of each objective,
+        ``(batch, num_objectives)`` (standardised per objective when the learner standardises);
+        ``advantages`` is then their scalarisation. ``None`` for a scalar reward.
     """
 
     ratio: jax.Array
@@ -75,6 +80,7 @@ class ObjectiveInputs:
     progress: jax.Array
     epoch_progress: jax.Array
     hparams: Any
+    objective_advantages: jax.Array | None = None
 
 
 PolicyObjective = Callable[[ObjectiveInputs], jax.Array]
@@ -82,6 +88,16 @@ PolicyObjective = Callable[[ObjectiveInputs], jax.Array]
 
 LossAssembly = Callable[[ObjectiveInputs, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
 """``(inputs, policy_loss) -> (total_loss, diagnostics)``; diagnostics are scalars."""
+
+Scalarization = Callable[[jax.Array, Any], jax.Array]
+"""``(advantages (..., num_objectives), hparams) -> (...)``: one advantage per sample from the
+advantages of each objective (the preference weights are ``hparams.preference``)."""
+
+
+def linear_scalarization(advantages: jax.Array, hparams: Any) -> jax.Array:
+    """``sum_i w_i A_i`` with ``w = hparams.preference`` ``(num_objectives,)``: the weighted
+    sum of the objectives' advantages (linear utility, the MORL baseline's)."""
+    return jnp.sum(advantages * hparams.preference, axis=-1)
 
 
 def clipped_surrogate(inputs: ObjectiveInputs) -> jax.Array:

@@ -198,6 +198,13 @@ class CachedAutoReset(Wrapper):
 
 
 # --- episode statistics -------------------------------------------------------------------------
+def reward_shape(env: Environment, params: Any = None) -> tuple[int, ...]:
+    """``()`` for a scalar reward, ``(num_objectives,)`` for an env with a ``reward_space``
+    (multi-objective); looked up through the wrapper stack."""
+    reward_space = getattr(env, "reward_space", None)
+    return tuple(reward_space(params).shape) if callable(reward_space) else ()
+
+
 @struct.dataclass
 class EpisodeStatsState:
     env_state: Any
@@ -216,12 +223,8 @@ class EpisodeStats(Wrapper):
 
     owns_state = True
 
-    def _reward_shape(self, params: Any) -> tuple[int, ...]:
-        reward_space = getattr(self._env, "reward_space", None)
-        return tuple(reward_space(params).shape) if callable(reward_space) else ()
-
     def wrap_reset(self, obs: Any, state: Any, params: Any) -> tuple[Any, EpisodeStatsState]:
-        zero_return = jnp.zeros(self._reward_shape(params), jnp.float32)
+        zero_return = jnp.zeros(reward_shape(self._env, params), jnp.float32)
         return obs, EpisodeStatsState(state, zero_return, jnp.zeros((), jnp.int32))
 
     def step_env(
@@ -398,6 +401,7 @@ class NormalizeRewardState:
 
 class NormalizeReward(Wrapper):
     """Scales rewards by the running std of the discounted return: ``clip(r / std, ±clip)``.
+    A vector reward (an env with ``reward_space``) is scaled per objective.
 
     ``gamma`` is the discount of that return (use the agent's). Rewards are scaled, not shifted,
     so their sign is kept. Place outside ``AutoReset`` and outside ``EpisodeStats`` (so reported
@@ -420,8 +424,10 @@ class NormalizeReward(Wrapper):
         self.gamma, self.axis_name, self.clip, self.epsilon = gamma, axis_name, clip, epsilon
 
     def wrap_reset(self, obs: Any, state: Any, params: Any) -> tuple[Any, NormalizeRewardState]:
-        zero = jnp.zeros((), jnp.float32)
-        return obs, NormalizeRewardState(state, zero, RunningMeanStd.create(()))
+        # One discounted return and one running std per objective of a vector reward.
+        shape = reward_shape(self._env, params)
+        zero = jnp.zeros(shape, jnp.float32)
+        return obs, NormalizeRewardState(state, zero, RunningMeanStd.create(shape))
 
     def step_env(
         self, key: jax.Array, state: NormalizeRewardState, action: Any, params: Any
@@ -540,12 +546,20 @@ def auto_reset_env(env: Environment, cached: bool = False) -> Environment:
 
 def finished_episode_metrics(info: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Mean return and length of the episodes that ended in ``EpisodeStats``' ``info`` (leaves
-    of any shape of steps and envs), NaN when none did, and how many ended."""
+    of any shape of steps and envs), NaN when none did, and how many ended.
+
+    A multi-objective ``episode_return`` (``returned_episode``'s shape plus ``(k,)``) gives a
+    ``(k,)`` mean, one per objective: the flags are aligned on the leading axes, so a single
+    env's ``(T, 1)`` flags never broadcast against the objective axis."""
     finished = info["returned_episode"]
     count = finished.sum()
 
     def mean_over_finished(x):
-        total = jnp.where(finished, x, 0).sum()
+        if x.shape[:finished.ndim] != finished.shape:
+            raise ValueError(f"finished_episode_metrics: a value of shape {x.shape} does not "
+                             f"start with the episode flags' shape {finished.shape}.")
+        flags = finished.reshape(finished.shape + (1,) * (x.ndim - finished.ndim))
+        total = jnp.where(flags, x, 0).sum(axis=tuple(range(finished.ndim)))
         return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
 
     return {

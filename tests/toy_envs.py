@@ -172,3 +172,39 @@ class PointMassEnv(Environment):
         new_state = PointMassState(time=state.time + 1, position=position)
         truncated = new_state.time >= params.max_steps_in_episode
         return position, new_state, -jnp.sum(position ** 2), jnp.bool_(False), truncated, {}
+
+
+@struct.dataclass
+class TwoArmParams:
+    max_steps_in_episode: int = 5
+
+
+class TwoArmEnv(Environment):
+    """A two-objective bandit over ``max_steps_in_episode`` steps: action 0 pays ``[1, 0]``,
+    action 1 pays ``[0, 1]``; observation ``[1.0]``; truncated at the step limit. The best
+    policy under preference weights ``w`` picks the arm of the larger weight, so a set of
+    preferences trained at once must give a set of different policies."""
+
+    num_objectives = 2
+
+    @property
+    def default_params(self) -> TwoArmParams:
+        return TwoArmParams()
+
+    def observation_space(self, params=None) -> spaces.Box:
+        return spaces.Box(0.0, 1.0, (1,), jnp.float32)
+
+    def action_space(self, params=None) -> spaces.Discrete:
+        return spaces.Discrete(2)
+
+    def reward_space(self, params=None) -> spaces.Box:
+        return spaces.Box(0.0, 1.0, (2,), jnp.float32)
+
+    def reset_env(self, key, params):
+        return jnp.ones(1, jnp.float32), EnvState(time=jnp.zeros((), jnp.int32))
+
+    def step_env(self, key, state, action, params):
+        state = EnvState(time=state.time + 1)
+        reward = jnp.stack([action == 0, action == 1]).astype(jnp.float32)
+        truncated = state.time >= params.max_steps_in_episode
+        return jnp.ones(1, jnp.float32), state, reward, jnp.bool_(False), truncated, {}
