@@ -20,7 +20,7 @@ MAZE_IDS = {
 def _register_builtin_envs() -> None:
     for maze_id, (kwargs, description) in MAZE_IDS.items():
         register(maze_id, "jaxrl_suite.envs.maze:Maze", kwargs=kwargs, description=description,
-                 overwrite=True)
+                 overwrite=True, render="jaxrl_suite.envs.maze.render:render_request")
     register("maze-editor", "jaxrl_suite.envs.maze:make_editor",
              description="PAIRED's editor for the 13x13 maze: 25 walls, then goal, then agent",
              overwrite=True)

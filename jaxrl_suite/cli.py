@@ -126,43 +126,21 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
-RENDERABLE_ENVS = ("maze",)
-
-
-def _render_maze_levels(args: argparse.Namespace, key: jax.Array) -> tuple:
-    """``(env, level or stacked levels, description)`` for ``jaxrl render maze``."""
-    from jaxrl_suite.envs.maze import Maze, load_level
-
-    if args.level is not None:
-        level = load_level(args.level)
-        height, width = level.shape
-        if args.size is not None and (args.size, args.size) != (height, width):
-            raise ValueError(f"jaxrl render: level {args.level!r} is {height}x{width}; --size "
-                             f"{args.size} does not apply to a named level.")
-        # A named level may be larger than the default 13x13: the env takes the level's shape.
-        return Maze(height=height, width=width), level, f"level {args.level} ({height}x{width})"
-    size = 13 if args.size is None else args.size
-    env = Maze(size, generator=args.generator)
-    params = env.default_params
-    if args.num_levels > 1:
-        keys = jax.random.split(key, args.num_levels)
-        # Jitted: op-by-op, the perfect-maze generator's loops take seconds to dispatch.
-        levels = jax.jit(jax.vmap(env.sample_level, in_axes=(0, None)))(keys, params)
-        what = f"{args.num_levels} levels"
-    else:
-        levels = jax.jit(env.sample_level)(key, params)
-        what = "a level"
-    return env, levels, f"{what} from {args.generator} ({size}x{size}, seed {args.seed})"
-
-
 def _cmd_render(args: argparse.Namespace) -> int:
+    """Checks what every picture shares, then dispatches to the env's render hook (its
+    registry entry's ``render``): the command line knows no env."""
     from pathlib import Path
 
-    from jaxrl_suite.envs.maze import render as maze_render
+    from jaxrl_suite.registry import RenderRequest, env_spec, renderable_envs
 
-    if args.env not in RENDERABLE_ENVS:
-        raise ValueError(f"jaxrl render: cannot render env {args.env!r}; accepted: "
-                         f"{', '.join(RENDERABLE_ENVS)}.")
+    try:
+        hook = env_spec(args.env).load_render()
+    except ValueError as error:  # an unknown id: say which envs can be drawn
+        raise ValueError(f"jaxrl render: {error} Envs that can be drawn; accepted: "
+                         f"{', '.join(renderable_envs())}.") from error
+    if hook is None:
+        raise ValueError(f"jaxrl render: cannot render env {args.env!r}: it registers no render "
+                         f"hook; accepted: {', '.join(renderable_envs())}.")
     output = Path(args.output)
     suffix = output.suffix.lower()
     if suffix not in (".png", ".gif"):
@@ -170,30 +148,11 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if (suffix == ".gif") != (args.rollout_steps is not None):
         raise ValueError("jaxrl render: a rollout (--rollout-steps T) is written as a .gif, and "
                          "a .gif output needs --rollout-steps; the other pictures are .png.")
-    grid = args.num_levels > 1
-    if grid and (args.level is not None or args.rollout_steps is not None):
-        raise ValueError("jaxrl render: --num-levels N > 1 draws a grid of N generated levels; "
-                         "it does not combine with --level or --rollout-steps.")
-    level_key, rollout_key = jax.random.split(jax.random.key(args.seed))
-    env, levels, description = _render_maze_levels(args, level_key)
-    if args.tile_size is not None:
-        tile_size = args.tile_size
-    else:
-        tile_size = 8 if grid else 16
-    if args.rollout_steps is not None:
-        policy = maze_render.random_policy(env.num_actions)
-        frames = maze_render.rollout_frames(env, env.default_params, levels, policy,
-                                            rollout_key, args.rollout_steps, tile_size)
-        maze_render.save_gif(frames, output)
-        print(f"wrote {output}: {frames.shape[2]}x{frames.shape[1]} pixels, "
-              f"{frames.shape[0]} frames of a random-policy rollout on {description}")
-        return 0
-    if grid:
-        image = maze_render.render_level_grid(levels, tile_size=tile_size)
-    else:
-        image = maze_render.render_level(levels, tile_size)
-    maze_render.save_png(image, output)
-    print(f"wrote {output}: {image.shape[1]}x{image.shape[0]} pixels, {description}")
+    description = hook(RenderRequest(
+        env_id=args.env, output=str(output), level=args.level, generator=args.generator,
+        size=args.size, seed=args.seed, num_levels=args.num_levels,
+        rollout_steps=args.rollout_steps, tile_size=args.tile_size))
+    print(f"wrote {output}: {description}")
     return 0
 
 
@@ -226,13 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
         "render", help="draw a level, a grid of levels, or a rollout GIF: "
                        "jaxrl render maze --level Labyrinth out.png",
     )
-    render.add_argument("env", help=f"the env to draw; accepted: {', '.join(RENDERABLE_ENVS)}")
+    render.add_argument("env", help="the env to draw: one whose registry entry has a render "
+                                    "hook (the maze ids)")
     render.add_argument("output", help="the file to write: .png, or .gif with --rollout-steps")
     render.add_argument("--level", default=None,
                         help="a named level (default: one sampled from --generator)")
-    render.add_argument("--generator", default="random_walls",
-                        choices=("random_walls", "empty_rooms", "perfect_maze"),
-                        help="the generator levels are sampled from when --level is not given")
+    render.add_argument("--generator", default=None,
+                        help="the generator levels are sampled from when --level is not given "
+                             "(the maze's: random_walls, empty_rooms, perfect_maze; default "
+                             "the env id's own)")
     render.add_argument("--size", type=_positive, default=None,
                         help="side of generated levels (default 13)")
     render.add_argument("--seed", type=int, default=0, help="seed of sampled levels and rollouts")

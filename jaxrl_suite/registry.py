@@ -16,7 +16,37 @@ from typing import Any
 
 from jaxrl_suite.environment import Environment
 
-__all__ = ["EnvSpec", "register", "registered_envs", "make", "env_spec"]
+__all__ = ["EnvSpec", "RenderRequest", "register", "registered_envs", "renderable_envs", "make",
+           "env_spec"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderRequest:
+    """What ``jaxrl render ENV OUTPUT`` asks of an env's render hook. The hook writes
+    ``output`` (a ``.png`` picture, or a ``.gif`` rollout when ``rollout_steps`` is set) and
+    returns a one-line description of what it drew.
+
+    Attributes:
+      env_id: the registered id being drawn.
+      output: the file to write.
+      level: a named level to draw (``None``: generated ones).
+      generator: the level generator to sample with (the env's own names).
+      size: the grid size of generated levels (``None``: the env's default).
+      seed: seed of sampled levels and rollouts.
+      num_levels: more than 1 draws a grid of generated levels.
+      rollout_steps: steps of a random-policy rollout (a GIF), or ``None``.
+      tile_size: pixels per cell (``None``: the hook's default).
+    """
+
+    env_id: str
+    output: str
+    level: str | None = None
+    generator: str | None = None
+    size: int | None = None
+    seed: int = 0
+    num_levels: int = 1
+    rollout_steps: int | None = None
+    tile_size: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,12 +57,22 @@ class EnvSpec:
     entry_point: str | Callable[..., Environment]
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     description: str = ""
+    render: str | Callable[[RenderRequest], str] | None = None
+    """The env's render hook for ``jaxrl render`` (``"module:function"`` or a callable
+    ``RenderRequest -> description``), or None: the CLI dispatches through it, knowing no env."""
 
     def load(self) -> Callable[..., Environment]:
-        if callable(self.entry_point):
-            return self.entry_point
-        module_name, _, attribute = self.entry_point.partition(":")
-        return getattr(importlib.import_module(module_name), attribute)
+        return _resolve(self.entry_point)
+
+    def load_render(self) -> Callable[[RenderRequest], str] | None:
+        return None if self.render is None else _resolve(self.render)
+
+
+def _resolve(entry_point: str | Callable[..., Any]) -> Callable[..., Any]:
+    if callable(entry_point):
+        return entry_point
+    module_name, _, attribute = entry_point.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
@@ -53,11 +93,13 @@ def register(
     kwargs: dict[str, Any] | None = None,
     description: str = "",
     overwrite: bool = False,
+    render: str | Callable[[RenderRequest], str] | None = None,
 ) -> None:
     """Register ``env_id`` so ``make(env_id)`` builds ``entry_point(**kwargs)``.
 
-    ``entry_point`` is a callable or a ``"package.module:attribute"`` string (imported lazily).
-    Re-registering an id raises unless ``overwrite=True``.
+    ``entry_point`` (and ``render``, the optional hook ``jaxrl render`` calls with a
+    ``RenderRequest``) is a callable or a ``"package.module:attribute"`` string (imported
+    lazily). Re-registering an id raises unless ``overwrite=True``.
     """
     if not isinstance(env_id, str) or not env_id.strip():
         raise ValueError(f"An env id must be a non-empty string; got {env_id!r}.")
@@ -68,13 +110,23 @@ def register(
         )
     if env_id in _REGISTRY and not overwrite:
         raise ValueError(f"Env id {env_id!r} is already registered; pass overwrite=True.")
-    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, dict(kwargs or {}), description)
+    if render is not None and not (callable(render) or (isinstance(render, str)
+                                                         and ":" in render)):
+        raise TypeError(f"render for {env_id!r} must be a callable or a 'module:attribute' "
+                        f"string; got {render!r}.")
+    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, dict(kwargs or {}), description, render)
 
 
 def registered_envs() -> list[str]:
     """All registered env ids, sorted."""
     _load_builtin_envs()
     return sorted(_REGISTRY)
+
+
+def renderable_envs() -> list[str]:
+    """The registered env ids with a render hook (``jaxrl render`` draws them), sorted."""
+    _load_builtin_envs()
+    return sorted(env_id for env_id, spec in _REGISTRY.items() if spec.render is not None)
 
 
 def env_spec(env_id: str) -> EnvSpec:

@@ -283,3 +283,28 @@ def test_the_harness_runs_a_prebuilt_train_resumes_it_and_fingerprints_its_hpara
         run_training("ppo-meta", options=resume, train=train, hparams=other)
     with pytest.raises(TypeError, match="train must be a jaxrl_suite.training.Train"):
         run_training("ppo-meta", options=options, train=lambda env, params: "not a train")
+
+
+# --- rendering dispatches through the env's registry entry ---------------------------------------
+def test_jaxrl_render_dispatches_through_the_registry_render_hook(tmp_path, capsys):
+    from jaxrl_suite import cli
+    from jaxrl_suite.registry import renderable_envs
+
+    assert {"maze", "maze-rooms"} <= set(renderable_envs())
+    assert "gymnax/CartPole-v1" not in renderable_envs()
+    requests = []
+
+    def hook(request):
+        requests.append(request)
+        return "nothing drawn"
+
+    jaxrl_suite.register("test/Drawable-v0", "tests.toy_envs:TwoArmEnv", render=hook,
+                         overwrite=True)
+    output = str(tmp_path / "x.png")
+    assert cli.main(["render", "test/Drawable-v0", output, "--seed", "3"]) == 0
+    assert requests[0].env_id == "test/Drawable-v0" and requests[0].seed == 3
+    assert "nothing drawn" in capsys.readouterr().out
+    assert cli.main(["render", "gymnax/CartPole-v1", output]) == 2
+    assert "registers no render hook; accepted: " in capsys.readouterr().err
+    with pytest.raises(TypeError, match="render for 'test/Bad-v0' must be a callable"):
+        jaxrl_suite.register("test/Bad-v0", "tests.toy_envs:TwoArmEnv", render=42)

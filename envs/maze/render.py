@@ -326,3 +326,57 @@ def save_gif(frames: Any, path: str | os.PathLike, fps: float = 8) -> str:
     images[0].save(path, format="GIF", save_all=True, append_images=images[1:],
                    duration=round(1000 / fps), loop=0)
     return os.fspath(path)
+
+
+# --- the render hook of `jaxrl render` (registered with the maze ids) -------------------------
+def _request_levels(request: Any, key: jax.Array) -> tuple[Maze, Any, str]:
+    """``(env, level or stacked levels, description)`` for a ``RenderRequest``."""
+    from jaxrl_suite.envs.maze.named import load_level
+    from jaxrl_suite.registry import env_spec
+
+    if request.level is not None:
+        level = load_level(request.level)
+        height, width = level.shape
+        if request.size is not None and (request.size, request.size) != (height, width):
+            raise ValueError(f"jaxrl render: level {request.level!r} is {height}x{width}; "
+                             f"--size {request.size} does not apply to a named level.")
+        # A named level may be larger than the default 13x13: the env takes the level's shape.
+        return (Maze(height=height, width=width), level,
+                f"level {request.level} ({height}x{width})")
+    size = 13 if request.size is None else request.size
+    generator = (request.generator if request.generator is not None
+                 else env_spec(request.env_id).kwargs.get("generator", "random_walls"))
+    env = Maze(size, generator=generator)
+    params = env.default_params
+    if request.num_levels > 1:
+        keys = jax.random.split(key, request.num_levels)
+        # Jitted: op-by-op, the perfect-maze generator's loops take seconds to dispatch.
+        levels = jax.jit(jax.vmap(env.sample_level, in_axes=(0, None)))(keys, params)
+        what = f"{request.num_levels} levels"
+    else:
+        levels = jax.jit(env.sample_level)(key, params)
+        what = "a level"
+    return env, levels, f"{what} from {generator} ({size}x{size}, seed {request.seed})"
+
+
+def render_request(request: Any) -> str:
+    """Draw what a ``jaxrl_suite.registry.RenderRequest`` asks for a maze id (a named level, a
+    generated level, a grid of them, or a random-policy rollout GIF) into ``request.output``.
+    Returns a one-line description."""
+    grid = request.num_levels > 1
+    if grid and (request.level is not None or request.rollout_steps is not None):
+        raise ValueError("jaxrl render: --num-levels N > 1 draws a grid of N generated levels; "
+                         "it does not combine with --level or --rollout-steps.")
+    level_key, rollout_key = jax.random.split(jax.random.key(request.seed))
+    env, levels, description = _request_levels(request, level_key)
+    tile_size = request.tile_size if request.tile_size is not None else (8 if grid else 16)
+    if request.rollout_steps is not None:
+        frames = rollout_frames(env, env.default_params, levels, random_policy(env.num_actions),
+                                rollout_key, request.rollout_steps, tile_size)
+        save_gif(frames, request.output)
+        return (f"{frames.shape[2]}x{frames.shape[1]} pixels, {frames.shape[0]} frames of a "
+                f"random-policy rollout on {description}")
+    image = (render_level_grid(levels, tile_size=tile_size) if grid
+             else render_level(levels, tile_size))
+    save_png(image, request.output)
+    return f"{image.shape[1]}x{image.shape[0]} pixels, {description}"
