@@ -234,7 +234,8 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
     (``{"actor": ..., "critic": ...}``, either left out keeps its default), None for Adam at
     ``actor_learning_rate`` and ``critic_learning_rate``, an optax optimiser used as it is (with
     its own rate: the config's rates then do not apply), or a factory ``hparams ->
-    optimiser`` of the traced ``Hyperparams``. The actor steps once per ``policy_delay``.
+    optimiser`` of the traced ``Hyperparams``. The actor's optimiser steps once per
+    ``policy_delay`` critic steps (a schedule in it counts actor steps).
     """
     validate(config, env, env_params)
     env = auto_reset_env(env)
