@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxrl_suite import spaces
+from jaxrl_suite import optim, spaces
 from jaxrl_suite.advantages import n_step_returns
 from jaxrl_suite.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from jaxrl_suite.configs import (
@@ -42,6 +42,7 @@ from jaxrl_suite.configs import (
     require_box_observation,
     require_hidden_sizes,
     require_in_unit_interval,
+    require_non_negative,
     require_positive,
     require_positive_ints,
 )
@@ -113,6 +114,10 @@ class Config:
     learned far better: greedy return 431 against 170, 4 seeds at 1e5 steps, dueling head.)"""
     max_grad_norm: float = 10.0
     """Global gradient-norm clip; 0 turns it off."""
+    adam_eps_root: float = 0.0
+    """Added to Adam's second moment inside the square root. Set it positive (1e-8) when
+    differentiating through training (hypergradients, meta-gradients): with 0 the outer
+    gradient is NaN where a second moment is zero."""
     prioritized: bool = False
     """Proportional prioritised replay."""
     priority_alpha: float = 0.6
@@ -139,6 +144,9 @@ class Hyperparams:
     exploration_fraction: jax.Array
     priority_alpha: jax.Array
     priority_beta_start: jax.Array
+    meta: Any = None
+    """Meta-parameters, any pytree of arrays, traced: handed to the optimiser factory (e.g. a
+    learned optimiser's params); None by default."""
 
     @classmethod
     def from_config(cls, config: Config) -> Hyperparams:
@@ -202,6 +210,7 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
     if not config.max_grad_norm >= 0:
         raise ValueError(f"max_grad_norm must be >= 0 (0 = no clipping); got "
                          f"{config.max_grad_norm!r}.")
+    require_non_negative(config, "adam_eps_root")
     require_hidden_sizes(config.hidden_sizes)
     activation_by_name(config.activation)
     action_space = env.action_space(env_params)
@@ -245,8 +254,31 @@ def q_learning_target(
 
 
 # --- make_train ---------------------------------------------------------------------------------
-def make_train(config: Config, env: Environment, env_params: Any) -> Train:
-    """Build DQN's pure training run for ``env`` (checked first; see ``Config``)."""
+def default_optimizer(config: Config, num_updates: int) -> optim.OptimizerFactory:
+    """DQN's optimiser as a factory of the traced ``Hyperparams``: global-norm clipping at
+    ``max_grad_norm`` (none at 0), Adam, and the rate ``learning_rate``, decayed with
+    ``anneal_lr`` to ``learning_rate * (1 - update / num_updates)``, constant over an update's
+    ``gradient_steps`` optimiser steps."""
+
+    def factory(hparams: Hyperparams):
+        rate = hparams.learning_rate
+        if config.anneal_lr:
+            rate = optim.linear_decay(rate, config.gradient_steps, num_updates)
+        clip = config.max_grad_norm if config.max_grad_norm > 0 else None
+        return optim.adam(rate, max_grad_norm=clip, eps_root=config.adam_eps_root)
+
+    return factory
+
+
+def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any = None) -> Train:
+    """Build DQN's pure training run for ``env`` (checked first; see ``Config``).
+
+    ``optimizer`` follows ``jaxrl_suite.optim``: None for the default chain (clipping at
+    ``max_grad_norm``, Adam, ``learning_rate`` with ``anneal_lr``); an optax optimiser, used as
+    it is (its own rate and clipping: those three settings then do not apply); or a factory
+    ``hparams -> optimiser``, built inside the compiled run from the traced ``Hyperparams``.
+    Each update makes ``gradient_steps`` optimiser steps.
+    """
     validate(config, env, env_params)
     env = auto_reset_env(env)
     num_actions = env.action_space(env_params).n
@@ -254,10 +286,12 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
     buffer_type = PrioritizedReplayBuffer if config.prioritized else ReplayBuffer
     buffer = buffer_type(config.buffer_size, config.num_envs)
     collector = ExperienceCollector(env, env_params, buffer)
-    optimizer = optax.scale_by_adam()  # update = -learning_rate * direction (rate traceable)
     prefill_steps = -(-config.learning_starts // config.num_envs)
     steps_per_update = config.num_envs * config.train_frequency
     num_updates = (config.total_steps - prefill_steps * config.num_envs) // steps_per_update
+    default_hparams = Hyperparams.from_config(config)
+    make_optimizer = optim.resolve_optimizer(
+        optimizer, default_optimizer(config, num_updates), default_hparams, "DQN")
 
     def init(key: jax.Array, hparams: Hyperparams) -> DQNState:
         network_key, env_key, prefill_key, key = jax.random.split(key, 4)
@@ -267,7 +301,7 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
         return DQNState(
             params=params,
             target_params=params,
-            opt_state=optimizer.init(params),
+            opt_state=make_optimizer(hparams).init(params),
             experience=experience,
             key=key,
             update_step=jnp.int32(0),
@@ -323,15 +357,9 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
         (loss, (td_error, q_mean)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.target_params, batch
         )
-        grad_norm = optax.global_norm(grads)
-        if config.max_grad_norm > 0:
-            scale = jnp.minimum(1.0, config.max_grad_norm / (grad_norm + 1e-12))
-            grads = jax.tree.map(lambda g: g * scale, grads)
-        direction, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        learning_rate = state.hparams.learning_rate
-        if config.anneal_lr:
-            learning_rate = learning_rate * (1.0 - state.update_step / num_updates)
-        params = jax.tree.map(lambda p, d: p - learning_rate * d, state.params, direction)
+        grad_norm = optax.global_norm(grads)  # before clipping (the clip is in the chain)
+        params, opt_state = optim.apply_gradient(
+            make_optimizer(state.hparams), state.params, state.opt_state, grads)
         experience = state.experience
         if config.prioritized:
             priorities = (jnp.abs(td_error) + config.priority_epsilon) ** (
@@ -394,7 +422,7 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
         update=update,
         num_updates=num_updates,
         env_steps_per_update=steps_per_update,
-        default_hparams=Hyperparams.from_config(config),
+        default_hparams=default_hparams,
         make_policy=make_policy,
         config=config,
         env_steps_before_updates=prefill_steps * config.num_envs,

@@ -35,14 +35,16 @@ import numpy as np
 import optax
 from flax import struct
 
-from jaxrl_suite import spaces
+from jaxrl_suite import optim, spaces
 from jaxrl_suite.buffers import ReplayBuffer, Transition
 from jaxrl_suite.configs import (
+    default_adam,
     hyperparams_from_config,
     preset_config_from,
     require_box_observation,
     require_hidden_sizes,
     require_in_unit_interval,
+    require_non_negative,
     require_positive,
     require_positive_ints,
 )
@@ -101,6 +103,10 @@ class Config:
     """Adam step size of the critics (traceable)."""
     alpha_learning_rate: float = 1e-3
     """Adam step size of log(alpha) (traceable)."""
+    adam_eps_root: float = 0.0
+    """Added to Adam's second moment inside the square root. Set it positive (1e-8) when
+    differentiating through training (hypergradients, meta-gradients): with 0 the outer
+    gradient is NaN where a second moment is zero."""
     gamma: float = 0.99
     """Discount (traceable)."""
     tau: float = 0.005
@@ -135,6 +141,9 @@ class Hyperparams:
     tau: jax.Array
     initial_alpha: jax.Array
     target_entropy_scale: jax.Array
+    meta: Any = None
+    """Meta-parameters, any pytree of arrays, traced: handed to the optimiser factory (e.g. a
+    learned optimiser's params); None by default."""
 
     @classmethod
     def from_config(cls, config: Config) -> Hyperparams:
@@ -192,6 +201,7 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
         raise ValueError(f"tau must be in (0, 1]; got {config.tau!r}.")
     require_positive(config, "actor_learning_rate", "critic_learning_rate",
                      "alpha_learning_rate", "initial_alpha")
+    require_non_negative(config, "adam_eps_root")
     if not config.log_std_min < config.log_std_max:
         raise ValueError(f"log_std_min ({config.log_std_min}) must be below log_std_max "
                          f"({config.log_std_max}).")
@@ -308,8 +318,15 @@ def soft_td_target(
 
 
 # --- make_train ---------------------------------------------------------------------------------
-def make_train(config: Config, env: Environment, env_params: Any) -> Train:
-    """Build SAC's pure training run for ``env`` (checked first; see ``Config``)."""
+def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any = None) -> Train:
+    """Build SAC's pure training run for ``env`` (checked first; see ``Config``).
+
+    ``optimizer`` follows ``jaxrl_suite.optim``. One serves all three networks, each with its
+    own state, or a dict names some of ``"actor"``, ``"critic"`` and ``"alpha"`` (log alpha,
+    stepped only with ``autotune_alpha``). Each is None for Adam at that network's
+    ``*_learning_rate``, an optax optimiser used as it is (its own rate: the config's then
+    does not apply), or a factory ``hparams -> optimiser`` of the traced ``Hyperparams``.
+    """
     validate(config, env, env_params)
     env = auto_reset_env(env)
     action_space = env.action_space(env_params)
@@ -323,7 +340,12 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
     )
     buffer = ReplayBuffer(config.buffer_size, config.num_envs)
     collector = ExperienceCollector(env, env_params, buffer)
-    optimizer = optax.scale_by_adam()  # update = -learning_rate * direction (rates traceable)
+    default_hparams = Hyperparams.from_config(config)
+    optimizers = optim.resolve_optimizers(optimizer, {
+        "actor": default_adam(config, "actor_learning_rate"),
+        "critic": default_adam(config, "critic_learning_rate"),
+        "alpha": default_adam(config, "alpha_learning_rate"),
+    }, default_hparams, "SAC")
     prefill_steps = -(-config.learning_starts // config.num_envs)
     steps_per_update = config.num_envs * config.train_frequency
     num_updates = (config.total_steps - prefill_steps * config.num_envs) // steps_per_update
@@ -344,18 +366,14 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
             critic_params=critic_params,
             target_critic_params=critic_params,
             log_alpha=log_alpha,
-            actor_opt_state=optimizer.init(actor_params),
-            critic_opt_state=optimizer.init(critic_params),
-            alpha_opt_state=optimizer.init(log_alpha),
+            actor_opt_state=optimizers["actor"](hparams).init(actor_params),
+            critic_opt_state=optimizers["critic"](hparams).init(critic_params),
+            alpha_opt_state=optimizers["alpha"](hparams).init(log_alpha),
             experience=experience,
             key=key,
             update_step=jnp.int32(0),
             hparams=hparams,
         )
-
-    def apply_gradient(params, opt_state, grads, learning_rate):
-        direction, opt_state = optimizer.update(grads, opt_state, params)
-        return jax.tree.map(lambda p, d: p - learning_rate * d, params, direction), opt_state
 
     # --- losses (batch leaves are (batch_size, ...))
     def critic_loss(critic_params, actor_params, target_params, alpha, batch, noise, hparams):
@@ -407,24 +425,24 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
             state.critic_params, state.actor_params, state.target_critic_params, alpha, batch,
             learning_noise(target_noise_key), hparams,
         )
-        critic_params, critic_opt_state = apply_gradient(
-            state.critic_params, state.critic_opt_state, critic_grads,
-            hparams.critic_learning_rate,
+        critic_params, critic_opt_state = optim.apply_gradient(
+            optimizers["critic"](hparams), state.critic_params, state.critic_opt_state,
+            critic_grads,
         )
         (actor_loss_value, entropy), actor_grads = jax.value_and_grad(actor_loss, has_aux=True)(
             state.actor_params, critic_params, alpha, batch.observation,
             learning_noise(actor_noise_key),
         )
-        actor_params, actor_opt_state = apply_gradient(
-            state.actor_params, state.actor_opt_state, actor_grads, hparams.actor_learning_rate
+        actor_params, actor_opt_state = optim.apply_gradient(
+            optimizers["actor"](hparams), state.actor_params, state.actor_opt_state, actor_grads
         )
         log_alpha, alpha_opt_state = state.log_alpha, state.alpha_opt_state
         if config.autotune_alpha:
             # Gradient of the usual loss -log_alpha * (target_entropy - entropy): alpha falls
             # while the policy's entropy is above the target and rises while it is below.
             alpha_grad = -(target_entropy(hparams) - jax.lax.stop_gradient(entropy))
-            log_alpha, alpha_opt_state = apply_gradient(
-                log_alpha, alpha_opt_state, alpha_grad, hparams.alpha_learning_rate
+            log_alpha, alpha_opt_state = optim.apply_gradient(
+                optimizers["alpha"](hparams), log_alpha, alpha_opt_state, alpha_grad
             )
         target_critic_params = optax.incremental_update(
             critic_params, state.target_critic_params, hparams.tau
@@ -478,7 +496,7 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
         update=update,
         num_updates=num_updates,
         env_steps_per_update=steps_per_update,
-        default_hparams=Hyperparams.from_config(config),
+        default_hparams=default_hparams,
         make_policy=make_policy,
         config=config,
         env_steps_before_updates=prefill_steps * config.num_envs,

@@ -34,9 +34,10 @@ import numpy as np
 import optax
 from flax import struct
 
-from jaxrl_suite import spaces
+from jaxrl_suite import optim, spaces
 from jaxrl_suite.buffers import ReplayBuffer, Transition
 from jaxrl_suite.configs import (
+    default_adam,
     hyperparams_from_config,
     preset_config_from,
     require_box_observation,
@@ -94,6 +95,10 @@ class Config:
     """Adam step size of the actor (traceable)."""
     critic_learning_rate: float = 3e-4
     """Adam step size of the critics (traceable)."""
+    adam_eps_root: float = 0.0
+    """Added to Adam's second moment inside the square root. Set it positive (1e-8) when
+    differentiating through training (hypergradients, meta-gradients): with 0 the outer
+    gradient is NaN where a second moment is zero."""
     gamma: float = 0.99
     """Discount (traceable)."""
     tau: float = 0.005
@@ -123,6 +128,9 @@ class Hyperparams:
     exploration_noise: jax.Array
     target_noise: jax.Array
     target_noise_clip: jax.Array
+    meta: Any = None
+    """Meta-parameters, any pytree of arrays, traced: handed to the optimiser factory (e.g. a
+    learned optimiser's params); None by default."""
 
     @classmethod
     def from_config(cls, config: Config) -> Hyperparams:
@@ -176,7 +184,8 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
     if not 0.0 < config.tau <= 1.0:
         raise ValueError(f"tau must be in (0, 1]; got {config.tau!r}.")
     require_positive(config, "actor_learning_rate", "critic_learning_rate")
-    require_non_negative(config, "exploration_noise", "target_noise", "target_noise_clip")
+    require_non_negative(config, "exploration_noise", "target_noise", "target_noise_clip",
+                         "adam_eps_root")
     require_hidden_sizes(config.hidden_sizes)
     activation_by_name(config.activation)
     action_space = env.action_space(env_params)
@@ -218,8 +227,16 @@ def td3_target(
 
 
 # --- make_train ---------------------------------------------------------------------------------
-def make_train(config: Config, env: Environment, env_params: Any) -> Train:
-    """Build TD3's pure training run for ``env`` (checked first; see ``Config``)."""
+def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any = None) -> Train:
+    """Build TD3's pure training run for ``env`` (checked first; see ``Config``).
+
+    ``optimizer`` follows ``jaxrl_suite.optim``: for both networks, or a dict by network
+    (``{"actor": ..., "critic": ...}``, either left out keeps its default), None for Adam at
+    ``actor_learning_rate`` and ``critic_learning_rate``, an optax optimiser used as it is (with
+    its own rate: the config's rates then do not apply), or a factory ``hparams ->
+    optimiser`` of the traced ``Hyperparams``. The actor's optimiser steps once per
+    ``policy_delay`` critic steps (a schedule in it counts actor steps).
+    """
     validate(config, env, env_params)
     env = auto_reset_env(env)
     action_space = env.action_space(env_params)
@@ -231,7 +248,11 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
     critic = QEnsemble(config.hidden_sizes, config.num_critics, config.activation)
     buffer = ReplayBuffer(config.buffer_size, config.num_envs)
     collector = ExperienceCollector(env, env_params, buffer)
-    optimizer = optax.scale_by_adam()  # update = -learning_rate * direction (rates traceable)
+    default_hparams = Hyperparams.from_config(config)
+    optimizers = optim.resolve_optimizers(optimizer, {
+        "actor": default_adam(config, "actor_learning_rate"),
+        "critic": default_adam(config, "critic_learning_rate"),
+    }, default_hparams, "TD3")
     prefill_steps = -(-config.learning_starts // config.num_envs)
     steps_per_update = config.num_envs * config.train_frequency
     num_updates = (config.total_steps - prefill_steps * config.num_envs) // steps_per_update
@@ -252,17 +273,13 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
             critic_params=critic_params,
             target_actor_params=actor_params,
             target_critic_params=critic_params,
-            actor_opt_state=optimizer.init(actor_params),
-            critic_opt_state=optimizer.init(critic_params),
+            actor_opt_state=optimizers["actor"](hparams).init(actor_params),
+            critic_opt_state=optimizers["critic"](hparams).init(critic_params),
             experience=experience,
             key=key,
             update_step=jnp.int32(0),
             hparams=hparams,
         )
-
-    def apply_gradient(params, opt_state, grads, learning_rate):
-        direction, opt_state = optimizer.update(grads, opt_state, params)
-        return jax.tree.map(lambda p, d: p - learning_rate * d, params, direction), opt_state
 
     # --- losses (batch leaves are (batch_size, ...))
     def critic_loss(critic_params, state: TD3State, batch: Transition, noise: jax.Array):
@@ -292,9 +309,9 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
         (loss, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(
             state.critic_params, state, batch, noise
         )
-        critic_params, critic_opt_state = apply_gradient(
-            state.critic_params, state.critic_opt_state, grads,
-            state.hparams.critic_learning_rate,
+        critic_params, critic_opt_state = optim.apply_gradient(
+            optimizers["critic"](state.hparams), state.critic_params, state.critic_opt_state,
+            grads,
         )
         state = state.replace(critic_params=critic_params, critic_opt_state=critic_opt_state)
         return state, (loss, q_mean, batch.observation)
@@ -308,8 +325,8 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
         loss, grads = jax.value_and_grad(actor_loss)(
             state.actor_params, state.critic_params, observations[-1]
         )
-        actor_params, actor_opt_state = apply_gradient(
-            state.actor_params, state.actor_opt_state, grads, hparams.actor_learning_rate
+        actor_params, actor_opt_state = optim.apply_gradient(
+            optimizers["actor"](hparams), state.actor_params, state.actor_opt_state, grads
         )
         state = state.replace(
             actor_params=actor_params,
@@ -367,7 +384,7 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
         update=update,
         num_updates=num_updates,
         env_steps_per_update=steps_per_update,
-        default_hparams=Hyperparams.from_config(config),
+        default_hparams=default_hparams,
         make_policy=make_policy,
         config=config,
         env_steps_before_updates=prefill_steps * config.num_envs,

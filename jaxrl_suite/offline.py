@@ -29,7 +29,11 @@ from flax import struct
 
 from jaxrl_suite import spaces
 from jaxrl_suite.buffers import Transition
-from jaxrl_suite.configs import require_box_observation, require_positive_ints
+from jaxrl_suite.configs import (
+    require_box_observation,
+    require_non_negative,
+    require_positive_ints,
+)
 from jaxrl_suite.datasets import (
     Dataset,
     TransitionSampler,
@@ -83,6 +87,10 @@ class OfflineConfig:
     """Random-policy return for the normalised score (default: the dataset's)."""
     ref_max_score: float | None = None
     """Expert return for the normalised score (default: the dataset's)."""
+    adam_eps_root: float = 0.0
+    """Added to Adam's second moment inside the square root. Set it positive (1e-8) when
+    differentiating through training (hypergradients, meta-gradients): with 0 the outer
+    gradient is NaN where a second moment is zero."""
 
 
 @struct.dataclass
@@ -146,6 +154,7 @@ def validate_offline_config(config: OfflineConfig, algorithm: str) -> None:
     if not config.sampling_temperature > 0:
         raise ValueError(f"sampling_temperature must be positive; got "
                          f"{config.sampling_temperature!r}.")
+    require_non_negative(config, "adam_eps_root")
     if (config.ref_min_score is None) != (config.ref_max_score is None):
         raise ValueError("ref_min_score and ref_max_score go together: give both or neither.")
     if config.ref_min_score is not None and not config.ref_max_score > config.ref_min_score:

@@ -21,11 +21,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
+from jaxrl_suite import optim
 from jaxrl_suite.buffers import Transition
 from jaxrl_suite.configs import (
+    default_adam,
     hyperparams_from_config,
     preset_config_from,
     require_hidden_sizes,
@@ -66,7 +67,12 @@ class Config(OfflineConfig):
 
 @struct.dataclass
 class Hyperparams:
+    """The continuous hyperparameters, traceable: pass a batch of them to ``vmap(train)``."""
+
     learning_rate: jax.Array
+    meta: Any = None
+    """Meta-parameters, any pytree of arrays, traced: handed to the optimiser factory (e.g. a
+    learned optimiser's params); None by default."""
 
 
 # The Pendulum preset keeps the published settings and shortens the run: Pendulum's datasets
@@ -91,16 +97,23 @@ class Learner:
 
 
 def make_train(config: Config, env: Environment, env_params: Any,
-               dataset: Dataset | None = None) -> Train:
-    """BC's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``."""
+               dataset: Dataset | None = None, optimizer: Any = None) -> Train:
+    """BC's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``.
+
+    ``optimizer`` follows ``jaxrl_suite.optim``: None for Adam at ``learning_rate``; an optax
+    optimiser, used as it is (its own rate: ``learning_rate`` then does not apply); or a
+    factory ``hparams -> optimiser`` of the traced ``Hyperparams``.
+    """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a bc.Config; got {type(config).__name__}.")
     require_positive(config, "learning_rate")
     require_hidden_sizes(config.hidden_sizes)
     activation_by_name(config.activation)
     setup = prepare_offline(config, env, env_params, "BC", dataset)
+    default_hparams = hyperparams_from_config(Hyperparams, config)
+    make_optimizer = optim.resolve_optimizer(
+        optimizer, default_adam(config, "learning_rate"), default_hparams, "BC")
     actor = DeterministicActor(config.hidden_sizes, setup.action_dim, config.activation)
-    optimizer = optax.scale_by_adam()  # update = -learning_rate * direction (rate traceable)
 
     def action_in_bounds(actor_params, observation):
         return scale_to_bounds(actor.apply(actor_params, observation), setup.action_low,
@@ -108,16 +121,15 @@ def make_train(config: Config, env: Environment, env_params: Any,
 
     def init_learner(key: jax.Array, hparams: Hyperparams) -> Learner:
         params = actor.init(key, setup.dataset.observations[0])
-        return Learner(params, optimizer.init(params))
+        return Learner(params, make_optimizer(hparams).init(params))
 
     def loss(actor_params, batch: Transition):
         return jnp.square(action_in_bounds(actor_params, batch.observation) - batch.action).mean()
 
     def gradient_step(learner: Learner, batch: Transition, key: jax.Array, hparams: Hyperparams):
         value, grads = jax.value_and_grad(loss)(learner.actor_params, batch)
-        direction, opt_state = optimizer.update(grads, learner.actor_opt_state)
-        params = jax.tree.map(lambda p, d: p - hparams.learning_rate * d,
-                              learner.actor_params, direction)
+        params, opt_state = optim.apply_gradient(
+            make_optimizer(hparams), learner.actor_params, learner.actor_opt_state, grads)
         return Learner(params, opt_state), {"bc_loss": value}
 
     return make_offline_train(
@@ -125,7 +137,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
         init_learner=init_learner,
         gradient_step=gradient_step,
         greedy_action=lambda learner, obs: action_in_bounds(learner.actor_params, obs),
-        default_hparams=hyperparams_from_config(Hyperparams, config),
+        default_hparams=default_hparams,
     )
 
 

@@ -37,9 +37,11 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from jaxrl_suite import optim
 from jaxrl_suite.algos.sac import soft_td_target
 from jaxrl_suite.buffers import Transition
 from jaxrl_suite.configs import (
+    default_adam,
     hyperparams_from_config,
     preset_config_from,
     require_hidden_sizes,
@@ -150,6 +152,9 @@ class Hyperparams:
     lagrange_learning_rate: jax.Array
     initial_alpha: jax.Array
     target_entropy_scale: jax.Array
+    meta: Any = None
+    """Meta-parameters, any pytree of arrays, traced: handed to the optimiser factory (e.g. a
+    learned optimiser's params); None by default."""
 
 
 # The Pendulum preset keeps the published settings and shortens the run to Pendulum's scale
@@ -243,8 +248,15 @@ class Learner:
 
 
 def make_train(config: Config, env: Environment, env_params: Any,
-               dataset: Dataset | None = None) -> Train:
-    """CQL's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``."""
+               dataset: Dataset | None = None, optimizer: Any = None) -> Train:
+    """CQL's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``.
+
+    ``optimizer`` follows ``jaxrl_suite.optim``: one optimiser for all four of ``"actor"``,
+    ``"critic"``, ``"alpha"`` (log alpha, with ``autotune_alpha``) and ``"lagrange"`` (the log
+    multiplier, with ``lagrange_threshold``), or a dict naming some. Each is None for Adam at
+    that one's ``*_learning_rate``, an optax optimiser used as it is (its own rate: the
+    config's then does not apply), or a factory ``hparams -> optimiser`` (traced hparams).
+    """
     validate(config)
     setup = prepare_offline(config, env, env_params, "CQL", dataset)
     action_dim = setup.action_dim
@@ -252,7 +264,13 @@ def make_train(config: Config, env: Environment, env_params: Any,
     actor = TanhGaussianActor(config.hidden_sizes, action_dim, config.activation,
                               config.log_std_min, config.log_std_max)
     critic = QEnsemble(config.hidden_sizes, config.num_critics, config.activation)
-    optimizer = optax.scale_by_adam()  # update = -learning_rate * direction (rates traceable)
+    default_hparams = hyperparams_from_config(Hyperparams, config)
+    optimizers = optim.resolve_optimizers(optimizer, {
+        "actor": default_adam(config, "actor_learning_rate"),
+        "critic": default_adam(config, "critic_learning_rate"),
+        "alpha": default_adam(config, "alpha_learning_rate"),
+        "lagrange": default_adam(config, "lagrange_learning_rate"),
+    }, default_hparams, "CQL")
     num_samples = config.cql_num_actions
     uniform_log_density = -action_dim * math.log(2.0)  # uniform on [-1, 1]^d
     lagrange = config.lagrange_threshold is not None
@@ -274,13 +292,11 @@ def make_train(config: Config, env: Environment, env_params: Any,
         log_alpha = jnp.log(hparams.initial_alpha).astype(jnp.float32)
         log_alpha_prime = jnp.float32(0.0)
         return Learner(actor_params, critic_params, critic_params, log_alpha, log_alpha_prime,
-                       optimizer.init(actor_params), optimizer.init(critic_params),
-                       optimizer.init(log_alpha), optimizer.init(log_alpha_prime),
+                       optimizers["actor"](hparams).init(actor_params),
+                       optimizers["critic"](hparams).init(critic_params),
+                       optimizers["alpha"](hparams).init(log_alpha),
+                       optimizers["lagrange"](hparams).init(log_alpha_prime),
                        jnp.int32(0))
-
-    def apply_gradient(params, opt_state, grads, learning_rate):
-        direction, opt_state = optimizer.update(grads, opt_state, params)
-        return jax.tree.map(lambda p, d: p - learning_rate * d, params, direction), opt_state
 
     # --- losses (batch leaves are (batch_size, ...); actions in [-1, 1])
     def critic_loss(critic_params, learner: Learner, batch: Transition, action, alpha,
@@ -341,27 +357,27 @@ def make_train(config: Config, env: Environment, env_params: Any,
         (actor_loss_value, entropy), actor_grads = jax.value_and_grad(actor_loss, has_aux=True)(
             learner.actor_params, learner.critic_params, batch.observation, action, alpha,
             learner.step < config.bc_steps, actor_key)
-        critic_params, critic_opt_state = apply_gradient(
-            learner.critic_params, learner.critic_opt_state, critic_grads,
-            hparams.critic_learning_rate)
-        actor_params, actor_opt_state = apply_gradient(
-            learner.actor_params, learner.actor_opt_state, actor_grads,
-            hparams.actor_learning_rate)
+        critic_params, critic_opt_state = optim.apply_gradient(
+            optimizers["critic"](hparams), learner.critic_params, learner.critic_opt_state,
+            critic_grads)
+        actor_params, actor_opt_state = optim.apply_gradient(
+            optimizers["actor"](hparams), learner.actor_params, learner.actor_opt_state,
+            actor_grads)
         log_alpha, alpha_opt_state = learner.log_alpha, learner.alpha_opt_state
         if config.autotune_alpha:
             # Gradient of -log_alpha * (target_entropy - entropy), as in SAC.
             target_entropy = -hparams.target_entropy_scale * action_dim
-            log_alpha, alpha_opt_state = apply_gradient(
-                log_alpha, alpha_opt_state, -(target_entropy - jax.lax.stop_gradient(entropy)),
-                hparams.alpha_learning_rate)
+            log_alpha, alpha_opt_state = optim.apply_gradient(
+                optimizers["alpha"](hparams), log_alpha, alpha_opt_state,
+                -(target_entropy - jax.lax.stop_gradient(entropy)))
         log_alpha_prime, alpha_prime_opt_state = (learner.log_alpha_prime,
                                                   learner.alpha_prime_opt_state)
         if lagrange:
             # Dual ascent: the multiplier grows while the penalty is above the threshold.
             gap = jax.lax.stop_gradient(info["cql_penalty"]) - config.lagrange_threshold
-            log_alpha_prime, alpha_prime_opt_state = apply_gradient(
-                log_alpha_prime, alpha_prime_opt_state, -alpha_prime * hparams.cql_alpha * gap,
-                hparams.lagrange_learning_rate)
+            log_alpha_prime, alpha_prime_opt_state = optim.apply_gradient(
+                optimizers["lagrange"](hparams), log_alpha_prime, alpha_prime_opt_state,
+                -alpha_prime * hparams.cql_alpha * gap)
         learner = Learner(
             actor_params=actor_params,
             critic_params=critic_params,
@@ -387,7 +403,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
         init_learner=init_learner,
         gradient_step=gradient_step,
         greedy_action=greedy_action,
-        default_hparams=hyperparams_from_config(Hyperparams, config),
+        default_hparams=default_hparams,
     )
 
 

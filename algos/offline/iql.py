@@ -41,8 +41,10 @@ import numpy as np
 import optax
 from flax import struct
 
+from jaxrl_suite import optim
 from jaxrl_suite.buffers import Transition
 from jaxrl_suite.configs import (
+    default_adam,
     hyperparams_from_config,
     preset_config_from,
     require_hidden_sizes,
@@ -129,6 +131,9 @@ class Hyperparams:
     expectile: jax.Array
     temperature: jax.Array
     max_weight: jax.Array
+    meta: Any = None
+    """Meta-parameters, any pytree of arrays, traced: handed to the optimiser factory (e.g. a
+    learned optimiser's params); None by default."""
 
 
 # The Pendulum preset keeps the published settings and shortens the run: Pendulum's datasets
@@ -213,12 +218,33 @@ class Learner:
     actor_opt_state: Any
     critic_opt_state: Any
     value_opt_state: Any
-    step: jax.Array  # int32, gradient steps done (the cosine decay's clock)
+    step: jax.Array  # int32, gradient steps done (the actor schedule reads its own optimiser count)
+
+
+def actor_optimizer(config: Config) -> optim.OptimizerFactory:
+    """The policy's default optimiser factory: Adam at ``actor_learning_rate``, times a cosine
+    decay to 0 over ``total_updates`` optimiser steps with ``actor_cosine_decay``."""
+    decay = optax.cosine_decay_schedule(1.0, config.total_updates)
+
+    def factory(hparams: Hyperparams):
+        rate = hparams.actor_learning_rate
+        if config.actor_cosine_decay:
+            rate = lambda count: hparams.actor_learning_rate * decay(count)
+        return optim.adam(rate, eps_root=config.adam_eps_root)
+
+    return factory
 
 
 def make_train(config: Config, env: Environment, env_params: Any,
-               dataset: Dataset | None = None) -> Train:
-    """IQL's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``."""
+               dataset: Dataset | None = None, optimizer: Any = None) -> Train:
+    """IQL's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``.
+
+    ``optimizer`` follows ``jaxrl_suite.optim``. One serves the policy, the critics and the
+    value (each with its own state), or a dict names some of ``"actor"``, ``"critic"`` and
+    ``"value"``. Each is None for Adam at that network's ``*_learning_rate`` (the actor's
+    cosine-decayed with ``actor_cosine_decay``), an optax optimiser used as it is (its own
+    rate and schedule: the config's then do not apply), or a factory ``hparams -> optimiser``.
+    """
     validate(config)
     setup = prepare_offline(config, env, env_params, "IQL", dataset)
     if not (np.all(np.isfinite(setup.action_low)) and np.all(np.isfinite(setup.action_high))):
@@ -230,11 +256,12 @@ def make_train(config: Config, env: Environment, env_params: Any,
     actor = GaussianActor(config.hidden_sizes, action_dim, config.activation)
     critic = QEnsemble(config.hidden_sizes, config.num_critics, config.activation)
     value = MLP(config.hidden_sizes, 1, config.activation)
-    optimizer = optax.scale_by_adam()  # update = -learning_rate * direction (rates traceable)
-    if config.actor_cosine_decay:
-        actor_decay = optax.cosine_decay_schedule(1.0, config.total_updates)
-    else:
-        actor_decay = lambda step: 1.0  # noqa: E731
+    default_hparams = hyperparams_from_config(Hyperparams, config)
+    optimizers = optim.resolve_optimizers(optimizer, {
+        "actor": actor_optimizer(config),
+        "critic": default_adam(config, "critic_learning_rate"),
+        "value": default_adam(config, "value_learning_rate"),
+    }, default_hparams, "IQL")
 
     def policy(actor_params, observation):
         """Mean (in ``[-1, 1]`` units) and clipped log-std of the Gaussian policy."""
@@ -255,15 +282,11 @@ def make_train(config: Config, env: Environment, env_params: Any,
             critic_params=critic_params,
             target_critic_params=critic_params,
             value_params=value_params,
-            actor_opt_state=optimizer.init(actor_params),
-            critic_opt_state=optimizer.init(critic_params),
-            value_opt_state=optimizer.init(value_params),
+            actor_opt_state=optimizers["actor"](hparams).init(actor_params),
+            critic_opt_state=optimizers["critic"](hparams).init(critic_params),
+            value_opt_state=optimizers["value"](hparams).init(value_params),
             step=jnp.int32(0),
         )
-
-    def apply_gradient(params, opt_state, grads, learning_rate):
-        direction, opt_state = optimizer.update(grads, opt_state, params)
-        return jax.tree.map(lambda p, d: p - learning_rate * d, params, direction), opt_state
 
     # --- losses (batch leaves are (batch_size, ...))
     def value_loss(value_params, target_q, observation, hparams):
@@ -286,24 +309,24 @@ def make_train(config: Config, env: Environment, env_params: Any,
                                 batch.action).min(axis=0)
         (v_loss, v_mean), grads = jax.value_and_grad(value_loss, has_aux=True)(
             learner.value_params, target_q, batch.observation, hparams)
-        value_params, value_opt_state = apply_gradient(
-            learner.value_params, learner.value_opt_state, grads, hparams.value_learning_rate)
+        value_params, value_opt_state = optim.apply_gradient(
+            optimizers["value"](hparams), learner.value_params, learner.value_opt_state, grads)
         # 2. The policy: advantage-weighted regression with the new value.
         advantage = target_q - state_value(value_params, batch.observation)
         weights = advantage_weights(advantage, hparams.temperature, hparams.max_weight)
         unit_action = unit_from_bounds(batch.action, low, high)
         a_loss, grads = jax.value_and_grad(actor_loss)(
             learner.actor_params, weights, batch.observation, unit_action)
-        actor_params, actor_opt_state = apply_gradient(
-            learner.actor_params, learner.actor_opt_state, grads,
-            hparams.actor_learning_rate * actor_decay(learner.step))
+        actor_params, actor_opt_state = optim.apply_gradient(
+            optimizers["actor"](hparams), learner.actor_params, learner.actor_opt_state, grads)
         # 3. The critics: regression on r + gamma (1 - terminal) V(s') with the new value.
         target = q_target(batch.reward * scale, batch.terminated,
                           state_value(value_params, batch.next_observation), hparams.gamma)
         (c_loss, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(
             learner.critic_params, target, batch)
-        critic_params, critic_opt_state = apply_gradient(
-            learner.critic_params, learner.critic_opt_state, grads, hparams.critic_learning_rate)
+        critic_params, critic_opt_state = optim.apply_gradient(
+            optimizers["critic"](hparams), learner.critic_params, learner.critic_opt_state,
+            grads)
         learner = Learner(
             actor_params=actor_params,
             critic_params=critic_params,
@@ -326,7 +349,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
         init_learner=init_learner,
         gradient_step=gradient_step,
         greedy_action=greedy_action,
-        default_hparams=hyperparams_from_config(Hyperparams, config),
+        default_hparams=default_hparams,
     )
 
 

@@ -38,8 +38,10 @@ import numpy as np
 import optax
 from flax import struct
 
+from jaxrl_suite import optim
 from jaxrl_suite.buffers import Transition
 from jaxrl_suite.configs import (
+    default_adam,
     hyperparams_from_config,
     preset_config_from,
     require_hidden_sizes,
@@ -135,6 +137,9 @@ class Hyperparams:
     critic_bc_coef: jax.Array
     policy_noise: jax.Array
     noise_clip: jax.Array
+    meta: Any = None
+    """Meta-parameters, any pytree of arrays, traced: handed to the optimiser factory (e.g. a
+    learned optimiser's params); None by default."""
 
 
 # The Pendulum preset keeps the published settings, shortens the run to Pendulum's scale (1e5
@@ -277,8 +282,15 @@ class Learner:
 
 
 def make_train(config: Config, env: Environment, env_params: Any,
-               dataset: Dataset | None = None) -> Train:
-    """ReBRAC's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``."""
+               dataset: Dataset | None = None, optimizer: Any = None) -> Train:
+    """ReBRAC's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``.
+
+    ``optimizer``, by ``jaxrl_suite.optim``'s convention, is None (Adam at
+    ``actor_learning_rate`` and ``critic_learning_rate``), an optax optimiser used as it is for
+    both networks, each with its own state (its own rate: the config's rates do not apply), a
+    factory ``hparams -> optimiser`` of the traced ``Hyperparams``, or a dict of those with
+    the keys ``"actor"`` and ``"critic"`` (a key left out keeps the default).
+    """
     validate(config)
     setup = prepare_offline(config, env, env_params, "ReBRAC", dataset)
     action_dim = setup.action_dim
@@ -291,7 +303,11 @@ def make_train(config: Config, env: Environment, env_params: Any,
     actor = Actor(config.hidden_sizes, action_dim, config.activation, config.actor_layer_norm)
     critic = QEnsemble(config.hidden_sizes, config.num_critics, config.activation,
                        layer_norm=config.critic_layer_norm)
-    optimizer = optax.scale_by_adam()  # update = -learning_rate * direction (rates traceable)
+    default_hparams = hyperparams_from_config(Hyperparams, config)
+    optimizers = optim.resolve_optimizers(optimizer, {
+        "actor": default_adam(config, "actor_learning_rate"),
+        "critic": default_adam(config, "critic_learning_rate"),
+    }, default_hparams, "ReBRAC")
 
     def to_unit(action):  # env units -> [-1, 1]
         return unit_from_bounds(action, low, high)
@@ -302,11 +318,8 @@ def make_train(config: Config, env: Environment, env_params: Any,
         actor_params = actor.init(actor_key, observation)
         critic_params = critic.init(critic_key, observation, jnp.zeros(action_dim))
         return Learner(actor_params, critic_params, actor_params, critic_params,
-                       optimizer.init(actor_params), optimizer.init(critic_params))
-
-    def apply_gradient(params, opt_state, grads, learning_rate):
-        direction, opt_state = optimizer.update(grads, opt_state, params)
-        return jax.tree.map(lambda p, d: p - learning_rate * d, params, direction), opt_state
+                       optimizers["actor"](hparams).init(actor_params),
+                       optimizers["critic"](hparams).init(critic_params))
 
     # --- losses (batch leaves are (batch_size, ...); actions in [-1, 1])
     def critic_loss(critic_params, learner: Learner, batch: ReBRACTransition, key,
@@ -339,9 +352,9 @@ def make_train(config: Config, env: Environment, env_params: Any,
             minibatch, step_key = inputs
             (loss, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(
                 learner.critic_params, learner, minibatch, step_key, hparams)
-            critic_params, critic_opt_state = apply_gradient(
-                learner.critic_params, learner.critic_opt_state, grads,
-                hparams.critic_learning_rate)
+            critic_params, critic_opt_state = optim.apply_gradient(
+                optimizers["critic"](hparams), learner.critic_params,
+                learner.critic_opt_state, grads)
             return learner.replace(critic_params=critic_params,
                                    critic_opt_state=critic_opt_state), (loss, q_mean)
 
@@ -350,8 +363,8 @@ def make_train(config: Config, env: Environment, env_params: Any,
         last = jax.tree.map(lambda x: x[-1], batch)
         (loss, bc), grads = jax.value_and_grad(actor_loss, has_aux=True)(
             learner.actor_params, learner.critic_params, last, hparams)
-        actor_params, actor_opt_state = apply_gradient(
-            learner.actor_params, learner.actor_opt_state, grads, hparams.actor_learning_rate)
+        actor_params, actor_opt_state = optim.apply_gradient(
+            optimizers["actor"](hparams), learner.actor_params, learner.actor_opt_state, grads)
         learner = learner.replace(
             actor_params=actor_params,
             actor_opt_state=actor_opt_state,
@@ -371,7 +384,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
         init_learner=init_learner,
         gradient_step=gradient_step,
         greedy_action=greedy_action,
-        default_hparams=hyperparams_from_config(Hyperparams, config),
+        default_hparams=default_hparams,
         steps_per_call=config.policy_freq,
     )
 

@@ -36,9 +36,11 @@ import numpy as np
 import optax
 from flax import struct
 
+from jaxrl_suite import optim
 from jaxrl_suite.algos.td3 import td3_target
 from jaxrl_suite.buffers import Transition
 from jaxrl_suite.configs import (
+    default_adam,
     hyperparams_from_config,
     preset_config_from,
     require_hidden_sizes,
@@ -114,6 +116,9 @@ class Hyperparams:
     alpha: jax.Array
     policy_noise: jax.Array
     noise_clip: jax.Array
+    meta: Any = None
+    """Meta-parameters, any pytree of arrays, traced: handed to the optimiser factory (e.g. a
+    learned optimiser's params); None by default."""
 
 
 # The Pendulum preset keeps the published settings and shortens the run: Pendulum's datasets
@@ -177,8 +182,15 @@ class Learner:
 
 
 def make_train(config: Config, env: Environment, env_params: Any,
-               dataset: Dataset | None = None) -> Train:
-    """TD3+BC's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``."""
+               dataset: Dataset | None = None, optimizer: Any = None) -> Train:
+    """TD3+BC's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``.
+
+    ``optimizer`` follows ``jaxrl_suite.optim``: None for Adam at the config's two rates; an
+    optax optimiser used as it is for both the actor and the critics (its own rate: the config's
+    then do not apply); a factory ``hparams -> optimiser``; or a dict of these keyed
+    ``"actor"`` and ``"critic"``. The actor steps once per ``policy_freq`` gradient steps, so a
+    schedule in its optimiser counts actor steps.
+    """
     validate(config)
     setup = prepare_offline(config, env, env_params, "TD3+BC", dataset)
     if not (np.all(np.isfinite(setup.action_low)) and np.all(np.isfinite(setup.action_high))):
@@ -189,7 +201,11 @@ def make_train(config: Config, env: Environment, env_params: Any,
     half_range = (high - low) / 2.0
     actor = DeterministicActor(config.hidden_sizes, action_dim, config.activation)
     critic = QEnsemble(config.hidden_sizes, config.num_critics, config.activation)
-    optimizer = optax.scale_by_adam()  # update = -learning_rate * direction (rates traceable)
+    default_hparams = hyperparams_from_config(Hyperparams, config)
+    optimizers = optim.resolve_optimizers(optimizer, {
+        "actor": default_adam(config, "actor_learning_rate"),
+        "critic": default_adam(config, "critic_learning_rate"),
+    }, default_hparams, "TD3+BC")
 
     def policy(actor_params, observation):
         return scale_to_bounds(actor.apply(actor_params, observation), low, high)
@@ -204,13 +220,9 @@ def make_train(config: Config, env: Environment, env_params: Any,
             critic_params=critic_params,
             target_actor_params=actor_params,
             target_critic_params=critic_params,
-            actor_opt_state=optimizer.init(actor_params),
-            critic_opt_state=optimizer.init(critic_params),
+            actor_opt_state=optimizers["actor"](hparams).init(actor_params),
+            critic_opt_state=optimizers["critic"](hparams).init(critic_params),
         )
-
-    def apply_gradient(params, opt_state, grads, learning_rate):
-        direction, opt_state = optimizer.update(grads, opt_state, params)
-        return jax.tree.map(lambda p, d: p - learning_rate * d, params, direction), opt_state
 
     # --- losses (batch leaves are (batch_size, ...))
     def critic_loss(critic_params, learner: Learner, batch: Transition, noise, hparams):
@@ -242,9 +254,9 @@ def make_train(config: Config, env: Environment, env_params: Any,
             noise = jax.random.normal(noise_key, batch.action.shape)
             (loss, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(
                 learner.critic_params, learner, batch, noise, hparams)
-            critic_params, critic_opt_state = apply_gradient(
-                learner.critic_params, learner.critic_opt_state, grads,
-                hparams.critic_learning_rate)
+            critic_params, critic_opt_state = optim.apply_gradient(
+                optimizers["critic"](hparams), learner.critic_params,
+                learner.critic_opt_state, grads)
             learner = learner.replace(critic_params=critic_params,
                                       critic_opt_state=critic_opt_state)
             return learner, (loss, q_mean)
@@ -254,8 +266,8 @@ def make_train(config: Config, env: Environment, env_params: Any,
         last_batch = jax.tree.map(lambda x: x[-1], batches)
         (a_loss, lam), grads = jax.value_and_grad(actor_loss, has_aux=True)(
             learner.actor_params, learner.critic_params, last_batch, hparams.alpha)
-        actor_params, actor_opt_state = apply_gradient(
-            learner.actor_params, learner.actor_opt_state, grads, hparams.actor_learning_rate)
+        actor_params, actor_opt_state = optim.apply_gradient(
+            optimizers["actor"](hparams), learner.actor_params, learner.actor_opt_state, grads)
         learner = learner.replace(
             actor_params=actor_params,
             actor_opt_state=actor_opt_state,
@@ -272,7 +284,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
         init_learner=init_learner,
         gradient_step=gradient_step,
         greedy_action=lambda learner, obs: policy(learner.actor_params, obs),
-        default_hparams=hyperparams_from_config(Hyperparams, config),
+        default_hparams=default_hparams,
         steps_per_call=config.policy_freq,
     )
 
