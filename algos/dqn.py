@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -35,10 +34,10 @@ from flax import struct
 
 from jaxrl_suite import optim, spaces
 from jaxrl_suite.advantages import n_step_returns
+from jaxrl_suite.algorithms import AlgorithmSpec
 from jaxrl_suite.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from jaxrl_suite.configs import (
     hyperparams_from_config,
-    preset_config_from,
     require_box_observation,
     require_hidden_sizes,
     require_in_unit_interval,
@@ -60,7 +59,6 @@ from jaxrl_suite.wrappers import auto_reset_env, finished_episode_metrics
 __all__ = ["Config", "Hyperparams", "DQNState", "PRESETS", "make_train", "preset_config",
            "q_learning_target", "main"]
 
-NAME = "dqn"
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -184,12 +182,6 @@ _PRESET_BY_ENV = {
     **{f"gymnax/{name}-MinAtar": "minatar"
        for name in ("Asterix", "Breakout", "Freeway", "SpaceInvaders")},
 }
-
-
-def preset_config(env_id_or_preset: str, **overrides: Any) -> Config:
-    """``Config`` from a preset (by name, or the default one of an env id), then ``overrides``."""
-    return preset_config_from(Config, PRESETS, _PRESET_BY_ENV, "DQN", env_id_or_preset,
-                              overrides)
 
 
 def validate(config: Config, env: Environment, env_params: Any) -> None:
@@ -429,12 +421,14 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
     )
 
 
-# --- command line -------------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python algos/dqn.py --env gymnax/CartPole-v1 --seeds 4``: same as ``jaxrl train dqn``."""
-    from jaxrl_suite.harness import algorithm_main
-
-    return algorithm_main(sys.modules[__name__], argv)
+# --- the algorithm's description: presets and the command line come from it -------------------
+ALGORITHM = AlgorithmSpec(
+    name="dqn", display_name="DQN", config=Config, hyperparams=Hyperparams,
+    make_train=make_train, presets=PRESETS, preset_by_env=_PRESET_BY_ENV,
+    description=__doc__.strip().splitlines()[0],
+)
+preset_config = ALGORITHM.preset_config  # (env_id_or_preset, **overrides) -> Config
+main = ALGORITHM.main  # `python algos/dqn.py --env gymnax/CartPole-v1 --seeds 4`
 
 
 if __name__ == "__main__":

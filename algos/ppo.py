@@ -27,7 +27,7 @@ import dataclasses
 import functools
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import distrax
@@ -39,9 +39,9 @@ from flax import struct
 
 from jaxrl_suite import optim, spaces
 from jaxrl_suite.advantages import generalized_advantages
+from jaxrl_suite.algorithms import AlgorithmSpec
 from jaxrl_suite.configs import (
     hyperparams_from_config,
-    preset_config_from,
     require_box_observation,
     require_hidden_sizes,
     require_in_unit_interval,
@@ -92,9 +92,9 @@ __all__ = [
     "make_train",
     "preset_config",
     "main",
+    "ALGORITHM",
 ]
 
-NAME = "ppo"
 ENCODERS = ("none", "grid")
 ENV_AXIS = "envs"  # vmap axis of the parallel envs: observation/reward normalisers pool over it
 
@@ -272,20 +272,6 @@ _PRESET_BY_ENV = {
        for name in ("ant", "halfcheetah", "hopper", "humanoid", "walker2d")},
     **{maze_id: "maze" for maze_id in ("maze", "maze-full", "maze-rooms", "maze-perfect")},
 }
-
-
-def preset_name_for(env_id: str) -> str | None:
-    """The preset used by default for ``env_id`` (None when it has none)."""
-    return _PRESET_BY_ENV.get(env_id)
-
-
-def preset_config(env_id_or_preset: str, **overrides: Any) -> Config:
-    """``Config`` from a preset (by name, or the default one of an env id), then ``overrides``.
-
-    An env without a preset gets the plain defaults; an unknown preset name raises.
-    """
-    return preset_config_from(Config, PRESETS, _PRESET_BY_ENV, "PPO", env_id_or_preset,
-                              overrides)
 
 
 def validate(config: Config, env: Environment, env_params: Any) -> None:
@@ -958,12 +944,14 @@ def final_return(result: TrainResult, last_fraction: float = 0.1) -> jax.Array:
     return jnp.nanmean(returns[..., -count:], axis=-1)
 
 
-# --- command line -------------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python algos/ppo.py --env gymnax/CartPole-v1 --seeds 4``: same as ``jaxrl train ppo``."""
-    from jaxrl_suite.harness import algorithm_main
-
-    return algorithm_main(sys.modules[__name__], argv)
+# --- the algorithm's description: presets and the command line come from it -------------------
+ALGORITHM = AlgorithmSpec(
+    name="ppo", display_name="PPO", config=Config, hyperparams=Hyperparams,
+    make_train=make_train, presets=PRESETS, preset_by_env=_PRESET_BY_ENV,
+    description=__doc__.strip().splitlines()[0],
+)
+preset_config = ALGORITHM.preset_config  # (env_id_or_preset, **overrides) -> Config
+main = ALGORITHM.main  # `python algos/ppo.py --env gymnax/CartPole-v1 --seeds 4`
 
 
 if __name__ == "__main__":

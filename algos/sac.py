@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -36,11 +35,11 @@ import optax
 from flax import struct
 
 from jaxrl_suite import optim, spaces
+from jaxrl_suite.algorithms import AlgorithmSpec
 from jaxrl_suite.buffers import ReplayBuffer, Transition
 from jaxrl_suite.configs import (
     default_adam,
     hyperparams_from_config,
-    preset_config_from,
     require_box_observation,
     require_hidden_sizes,
     require_in_unit_interval,
@@ -69,8 +68,6 @@ from jaxrl_suite.wrappers import auto_reset_env, finished_episode_metrics
 __all__ = ["Config", "Hyperparams", "SACState", "PRESETS", "make_train", "preset_config",
            "soft_td_target", "main"]
 
-NAME = "sac"
-DEFAULT_ENV = "gymnax/Pendulum-v1"  # the env of `python algos/sac.py` without --env
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -181,12 +178,6 @@ _PRESET_BY_ENV = {
        for backend in ("brax", "mjx")
        for name in ("ant", "halfcheetah", "hopper", "humanoid", "walker2d")},
 }
-
-
-def preset_config(env_id_or_preset: str, **overrides: Any) -> Config:
-    """``Config`` from a preset (by name, or the default one of an env id), then ``overrides``."""
-    return preset_config_from(Config, PRESETS, _PRESET_BY_ENV, "SAC", env_id_or_preset,
-                              overrides)
 
 
 def validate(config: Config, env: Environment, env_params: Any) -> None:
@@ -503,12 +494,15 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
     )
 
 
-# --- command line -------------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python algos/sac.py --env gymnax/Pendulum-v1 --seeds 4``: same as ``jaxrl train sac``."""
-    from jaxrl_suite.harness import algorithm_main
-
-    return algorithm_main(sys.modules[__name__], argv)
+# --- the algorithm's description: presets and the command line come from it -------------------
+ALGORITHM = AlgorithmSpec(
+    name="sac", display_name="SAC", config=Config, hyperparams=Hyperparams,
+    make_train=make_train, presets=PRESETS, preset_by_env=_PRESET_BY_ENV,
+    default_env="gymnax/Pendulum-v1",
+    description=__doc__.strip().splitlines()[0],
+)
+preset_config = ALGORITHM.preset_config  # (env_id_or_preset, **overrides) -> Config
+main = ALGORITHM.main  # `python algos/sac.py --env gymnax/Pendulum-v1 --seeds 4`
 
 
 if __name__ == "__main__":

@@ -52,8 +52,8 @@ import numpy as np
 from flax import struct
 
 from jaxrl_suite import level_scores
+from jaxrl_suite.algorithms import AlgorithmSpec
 from jaxrl_suite.configs import (
-    preset_config_from,
     require_non_negative,
     require_positive,
     require_positive_ints,
@@ -68,10 +68,8 @@ from jaxrl_suite.wrappers import Wrapper, tree_select
 from . import ppo
 
 __all__ = ["Config", "Hyperparams", "UEDState", "METHODS", "make_train", "preset_config",
-           "held_out_levels", "write_outputs", "main"]
+           "held_out_levels", "write_outputs", "main", "ALGORITHM"]
 
-NAME = "ued"
-DEFAULT_ENV = "maze"
 METHODS = ("dr", "plr", "robust_plr", "accel", "paired")
 # What a student round played: codes of UEDState.last_kind and the "kind" of a round.
 NEW, REPLAY, MUTATE = 0, 1, 2
@@ -180,12 +178,6 @@ class Hyperparams:
 
 
 PRESETS: dict[str, dict[str, Any]] = {"maze": {}}  # the defaults are the maze's settings
-
-
-def preset_config(env_id_or_preset: str, **overrides: Any) -> Config:
-    """``Config`` with ``overrides``. The defaults are the maze's (JaxUED's) settings; other level
-    envs take the same defaults (set ``encoder="none"`` for array observations)."""
-    return preset_config_from(Config, PRESETS, {}, "UED", env_id_or_preset, overrides)
 
 
 def student_config(config: Config, *, adversary: bool = False,
@@ -831,12 +823,16 @@ def write_outputs(run_dir: Path, train: Train, states: UEDState) -> list[Path]:
     return written
 
 
-# --- command line -------------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python algos/ued.py --method accel --env maze``: same as ``jaxrl train ued``."""
-    from jaxrl_suite.harness import algorithm_main
-
-    return algorithm_main(sys.modules[__name__], argv)
+# --- the algorithm's description: presets and the command line come from it -------------------
+# The defaults are the maze's (JaxUED's) settings; other level envs take the same defaults (set
+# encoder="none" for array observations).
+ALGORITHM = AlgorithmSpec(
+    name="ued", display_name="UED", config=Config, hyperparams=Hyperparams,
+    make_train=make_train, presets=PRESETS, default_env="maze", write_outputs=write_outputs,
+    description=__doc__.strip().splitlines()[0],
+)
+preset_config = ALGORITHM.preset_config  # (env_id_or_preset, **overrides) -> Config
+main = ALGORITHM.main  # `python algos/ued.py --method accel --env maze`
 
 
 if __name__ == "__main__":

@@ -1,16 +1,94 @@
-"""The algorithm registry: names for ``jaxrl train NAME`` and ``jaxrl algos``.
+"""The algorithm registry: names for ``jaxrl train NAME`` and ``jaxrl algos``, and the one
+typed description every algorithm module declares.
 
-Each entry is a module in ``jaxrl_suite.algos`` exposing ``NAME``, ``Config``, ``make_train``,
-``preset_config`` and ``main`` (DESIGN.md section 6); modules are imported only when used.
+Each entry is a module in ``jaxrl_suite.algos`` exposing ``ALGORITHM``, an ``AlgorithmSpec``
+(name, ``Config``, ``Hyperparams``, ``make_train``, presets, default env, x axis, data needs,
+outputs hook), from which its ``preset_config`` and ``main`` come (DESIGN.md section 6); the
+harness reads the spec, never the module's attributes. Modules are imported only when used.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import types
+from collections.abc import Callable, Sequence
+from typing import Any
 
-__all__ = ["ALGORITHMS", "load_algorithm", "registered_algorithms"]
+__all__ = ["ALGORITHMS", "AlgorithmSpec", "algorithm_spec", "load_algorithm",
+           "registered_algorithms"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgorithmSpec:
+    """What the harness and the command line need to know of an algorithm.
+
+    Attributes:
+      name: the ``jaxrl train NAME`` name, also the run folders' prefix.
+      config: the ``Config`` dataclass (every field a command-line flag).
+      hyperparams: the ``Hyperparams`` dataclass (the traced part of a run).
+      make_train: ``(config, env, env_params, ...) -> Train``.
+      presets: ``{preset name: Config overrides}``.
+      preset_by_env: ``{env id: preset name}``, the preset an env gets by default.
+      default_env: the env of ``jaxrl train NAME`` without ``--env``.
+      x_axis: the metric learning curves are drawn against: ``env_steps``, or
+        ``gradient_steps`` for offline runs, which take no env step.
+      needs_dataset: an offline algorithm: ``--dataset NAME`` is given and the env defaults to
+        the one the dataset records.
+      write_outputs: ``(run_dir, train, states) -> ...``, pictures the algorithm adds to its
+        run folder (UED's levels), or None.
+      description: one line for ``--help`` (default the module docstring's first line).
+      display_name: how messages name the algorithm (default ``name`` in capitals).
+    """
+
+    name: str
+    config: type
+    hyperparams: type
+    make_train: Callable[..., Any]
+    presets: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    preset_by_env: dict[str, str] = dataclasses.field(default_factory=dict)
+    default_env: str = "gymnax/CartPole-v1"
+    x_axis: str = "env_steps"
+    needs_dataset: bool = False
+    write_outputs: Callable[..., Any] | None = None
+    description: str = ""
+    display_name: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.name.upper()
+
+    def preset_config(self, env_id_or_preset: str, **overrides: Any) -> Any:
+        """``Config`` from a preset (by name, or the default one of an env id), then
+        ``overrides``. An env without a preset gets the plain defaults; an unknown preset name
+        raises, listing the presets."""
+        from jaxrl_suite.configs import preset_config_from
+
+        return preset_config_from(self.config, self.presets, self.preset_by_env, self.title,
+                                  env_id_or_preset, overrides)
+
+    def preset_name_for(self, env_id: str) -> str | None:
+        """The preset used by default for ``env_id`` (None when it has none)."""
+        return self.preset_by_env.get(env_id)
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """``python algos/NAME.py --env ID --seeds 4``: the same as ``jaxrl train NAME``."""
+        from jaxrl_suite.harness import algorithm_main
+
+        return algorithm_main(self, argv)
+
+
+def algorithm_spec(algorithm: Any) -> AlgorithmSpec:
+    """The ``AlgorithmSpec`` of an algorithm module (its ``ALGORITHM``), or the spec itself."""
+    if isinstance(algorithm, AlgorithmSpec):
+        return algorithm
+    spec = getattr(algorithm, "ALGORITHM", None)
+    if not isinstance(spec, AlgorithmSpec):
+        name = getattr(algorithm, "__name__", type(algorithm).__name__)
+        raise TypeError(f"{name} is not an algorithm: an algorithm module declares ALGORITHM = "
+                        f"AlgorithmSpec(...) (jaxrl_suite.algorithms).")
+    return spec
 
 ALGORITHMS: dict[str, tuple[str, str]] = {
     "ppo": ("jaxrl_suite.algos.ppo", "Proximal Policy Optimisation; discrete or continuous "

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrl_suite import sinks as sinks_lib
+from jaxrl_suite.algorithms import AlgorithmSpec, algorithm_spec
 from jaxrl_suite.checkpoints import Checkpointer, config_fingerprint
 from jaxrl_suite.evaluation import evaluate
 from jaxrl_suite.registry import make
@@ -309,7 +310,7 @@ def run_training(
     """Train ``algorithm`` as ``options`` say: run folder, progress, checkpoints, resume.
 
     Args:
-      algorithm: a module with ``NAME`` and ``make_train`` (``jaxrl_suite.algos.ppo``), or,
+      algorithm: an algorithm module (``jaxrl_suite.algos.ppo``) or its ``AlgorithmSpec``, or,
         with ``train`` given, just the run's name (a string: meta-training, a MORL front, any
         ``Train`` built in Python).
       config: the algorithm's ``Config``; default ``train.config``.
@@ -326,19 +327,20 @@ def run_training(
       seeds)``) and the run folder.
     """
     _validate_options(options)
+    spec = None if isinstance(algorithm, str) else algorithm_spec(algorithm)
     env, env_params = make(options.env)
     if train is None:
-        if isinstance(algorithm, str):
+        if spec is None:
             raise TypeError("run_training: pass the algorithm's module, or a train= built for "
                             f"it; got only the name {algorithm!r}.")
-        train = algorithm.make_train(config, env, env_params)
+        train = spec.make_train(config, env, env_params)
     elif not isinstance(train, Train):
         train = train(env, env_params)
     if not isinstance(train, Train):
         raise TypeError(f"run_training: train must be a jaxrl_suite.training.Train or a factory "
                         f"(env, env_params) -> Train; got {type(train).__name__}.")
     config = train.config if config is None else config
-    name = algorithm if isinstance(algorithm, str) else algorithm.NAME
+    name = algorithm if spec is None else spec.name
     record = _run_record(name, config, options, hparams)
     fingerprint = config_fingerprint(record)
 
@@ -411,9 +413,8 @@ def run_training(
         checkpointer.close()
 
     plot_learning_curve(run_dir)
-    if not isinstance(algorithm, str) and hasattr(algorithm, "write_outputs"):
-        # pictures an algorithm adds (UED: levels, GIF)
-        algorithm.write_outputs(run_dir, train, states)
+    if spec is not None and spec.write_outputs is not None:
+        spec.write_outputs(run_dir, train, states)  # pictures an algorithm adds (UED: levels)
     if options.eval_episodes:
         _write_evaluation(run_dir, train, states, options, env_params)
     metrics = (
@@ -464,8 +465,8 @@ def evaluate_states(train: Train, states: Any, env, env_params, num_episodes: in
     return out
 
 
-def load_run(run_dir: str | Path) -> tuple[types.ModuleType, Any, RunOptions, dict[str, Any]]:
-    """The algorithm module, config and options of a run folder (from its ``config.json``)."""
+def load_run(run_dir: str | Path) -> tuple[AlgorithmSpec, Any, RunOptions, dict[str, Any]]:
+    """The algorithm's spec, config, options and record of a run folder (its ``config.json``)."""
     from jaxrl_suite.algorithms import load_algorithm
 
     run_dir = Path(run_dir)
@@ -474,11 +475,11 @@ def load_run(run_dir: str | Path) -> tuple[types.ModuleType, Any, RunOptions, di
         raise ValueError(f"{run_dir} is not a run folder: it has no config.json.")
     saved = json.loads(path.read_text())
     record = saved["run"]
-    algorithm = load_algorithm(record["algo"])
-    fields = {f.name: f for f in dataclasses.fields(algorithm.Config)}
+    algorithm = algorithm_spec(load_algorithm(record["algo"]))
+    fields = {f.name: f for f in dataclasses.fields(algorithm.config)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()
               if k in fields}
-    config = algorithm.Config(**values)
+    config = algorithm.config(**values)
     options = RunOptions(**{**saved.get("options", {}), "resume": str(run_dir)})
     return algorithm, config, options, record
 
@@ -588,9 +589,10 @@ def _accept_scientific_integers(argv: list[str], int_flags: set[str]) -> list[st
     return out
 
 
-def algorithm_main(algorithm: types.ModuleType, argv: Sequence[str] | None = None,
-                   prog: str | None = None) -> int:
-    """The CLI of an algorithm module: run options and every ``Config`` field as flags.
+def algorithm_main(algorithm: types.ModuleType | AlgorithmSpec,
+                   argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """The CLI of an algorithm (its module or spec): run options and every ``Config`` field as
+    flags.
 
     The config starts from the env's preset (``--preset``), then the flags override it.
     """
@@ -598,6 +600,7 @@ def algorithm_main(algorithm: types.ModuleType, argv: Sequence[str] | None = Non
 
     import tyro
 
+    algorithm = algorithm_spec(algorithm)
     use_all_cpu_cores()  # before any computation: seeds then spread over every core
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
@@ -608,20 +611,20 @@ def algorithm_main(algorithm: types.ModuleType, argv: Sequence[str] | None = Non
     pre.add_argument("--dataset", default=None)
     known, _ = pre.parse_known_args(argv)
     try:
-        if known.env is None and known.dataset and getattr(algorithm, "OFFLINE", False):
+        if known.env is None and known.dataset and algorithm.needs_dataset:
             # An offline run's env defaults to the one its dataset records.
             from jaxrl_suite.datasets import recorded_env_id
 
             known.env = recorded_env_id(known.dataset)
         if known.env is None:
-            known.env = getattr(algorithm, "DEFAULT_ENV", RunOptions.env)
+            known.env = algorithm.default_env
         if known.resume:
             _, config, options, _ = load_run(known.resume)
             base_config, base_options = config, options
         else:
             base_options = RunOptions(env=known.env, preset=known.preset)
             if known.preset == "none":
-                base_config = algorithm.Config()
+                base_config = algorithm.config()
             elif known.preset == "auto":
                 base_config = algorithm.preset_config(known.env)
             else:
@@ -632,16 +635,16 @@ def algorithm_main(algorithm: types.ModuleType, argv: Sequence[str] | None = Non
 
     # Built with real (not string) annotations, which tyro needs to resolve the field types.
     Arguments = dataclasses.make_dataclass(
-        "Arguments", [("run", RunOptions), ("config", algorithm.Config)], frozen=True
+        "Arguments", [("run", RunOptions), ("config", algorithm.config)], frozen=True
     )
 
-    argv = _accept_scientific_integers(argv, _int_fields(RunOptions, algorithm.Config))
+    argv = _accept_scientific_integers(argv, _int_fields(RunOptions, algorithm.config))
     arguments = tyro.cli(
         tyro.conf.OmitArgPrefixes[Arguments],  # type: ignore[index]
         default=Arguments(base_options, base_config),
         args=argv,
-        prog=prog or f"jaxrl train {algorithm.NAME}",
-        description=(algorithm.__doc__ or "").strip().split("\n")[0],
+        prog=prog or f"jaxrl train {algorithm.name}",
+        description=algorithm.description,
     )
     try:
         start = time.perf_counter()
@@ -654,7 +657,7 @@ def algorithm_main(algorithm: types.ModuleType, argv: Sequence[str] | None = Non
     tail = episode_return[-max(1, len(episode_return) // 10):]
     final = np.nanmean(tail, axis=0) if np.isfinite(tail).any() else None
     print(f"run folder: {run_dir}")
-    if "gradient_steps" in result.metrics:  # offline: gradient steps on the dataset
+    if algorithm.x_axis == "gradient_steps" and result.metrics:  # offline: gradient steps
         print(f"  {arguments.run.seeds} seed(s), {result.metrics['gradient_steps'][-1, 0]:,} "
               f"gradient steps each, {seconds:.1f} s including compilation")
         score = np.asarray(result.metrics["normalized_score"])[-1]
@@ -666,7 +669,7 @@ def algorithm_main(algorithm: types.ModuleType, argv: Sequence[str] | None = Non
               else "  nothing to do")
     if final is not None:
         # Offline runs log the in-run evaluation's return: no episode is played for training.
-        what = "in-run evaluation" if "gradient_steps" in result.metrics else "training"
+        what = "in-run evaluation" if algorithm.x_axis == "gradient_steps" else "training"
         if final.ndim > 1:  # (seeds, objectives): one figure per objective
             per_objective = ", ".join(f"{m:.2f} ± {s:.2f}" for m, s in
                                       zip(final.mean(axis=0), final.std(axis=0)))

@@ -308,3 +308,19 @@ def test_jaxrl_render_dispatches_through_the_registry_render_hook(tmp_path, caps
     assert "registers no render hook; accepted: " in capsys.readouterr().err
     with pytest.raises(TypeError, match="render for 'test/Bad-v0' must be a callable"):
         jaxrl_suite.register("test/Bad-v0", "tests.toy_envs:TwoArmEnv", render=42)
+
+
+# --- one typed description per algorithm -------------------------------------------------------
+def test_every_registered_algorithm_declares_its_spec_and_the_harness_reads_only_that():
+    from jaxrl_suite.algorithms import ALGORITHMS, AlgorithmSpec, algorithm_spec, load_algorithm
+    from jaxrl_suite.harness import RunOptions, run_training
+
+    for name in ALGORITHMS:
+        module = load_algorithm(name)
+        spec = algorithm_spec(module)
+        assert isinstance(spec, AlgorithmSpec) and spec.name == name
+        assert module.preset_config == spec.preset_config and module.main == spec.main
+        assert isinstance(spec.preset_config(spec.default_env), spec.config)
+        assert spec.x_axis == ("gradient_steps" if spec.needs_dataset else "env_steps")
+    with pytest.raises(TypeError, match="declares ALGORITHM = AlgorithmSpec"):
+        run_training(objectives, None, RunOptions())  # a module that is not an algorithm

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -42,11 +41,11 @@ import optax
 from flax import struct
 
 from jaxrl_suite import optim
+from jaxrl_suite.algorithms import AlgorithmSpec
 from jaxrl_suite.buffers import Transition
 from jaxrl_suite.configs import (
     default_adam,
     hyperparams_from_config,
-    preset_config_from,
     require_hidden_sizes,
     require_in_unit_interval,
     require_non_negative,
@@ -74,9 +73,6 @@ from jaxrl_suite.training import Train
 __all__ = ["Config", "Hyperparams", "PRESETS", "make_train", "preset_config", "expectile_loss",
            "advantage_weights", "q_target", "reward_scale", "main", "write_outputs"]
 
-NAME = "iql"
-DEFAULT_ENV = "gymnax/Pendulum-v1"
-OFFLINE = True  # `jaxrl train iql --dataset NAME` takes the env from the dataset
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -142,12 +138,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "pendulum": dict(total_updates=30_000, eval_interval=1_000, evaluation_episodes=10),
 }
 _PRESET_BY_ENV = {"gymnax/Pendulum-v1": "pendulum"}
-
-
-def preset_config(env_id_or_preset: str, **overrides: Any) -> Config:
-    """``Config`` from a preset (by name, or an env id's default), then ``overrides``."""
-    return preset_config_from(Config, PRESETS, _PRESET_BY_ENV, "IQL", env_id_or_preset,
-                              overrides)
 
 
 def validate(config: Config) -> None:
@@ -353,12 +343,16 @@ def make_train(config: Config, env: Environment, env_params: Any,
     )
 
 
-# --- command line -------------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python algos/offline/iql.py --dataset pendulum-medium-v0``: as ``jaxrl train iql``."""
-    from jaxrl_suite.harness import algorithm_main
-
-    return algorithm_main(sys.modules[__name__], argv)
+# --- the algorithm's description: presets and the command line come from it -------------------
+ALGORITHM = AlgorithmSpec(
+    name="iql", display_name="IQL", config=Config, hyperparams=Hyperparams,
+    make_train=make_train, presets=PRESETS, preset_by_env=_PRESET_BY_ENV,
+    default_env="gymnax/Pendulum-v1", x_axis="gradient_steps", needs_dataset=True,
+    write_outputs=write_outputs,
+    description=__doc__.strip().splitlines()[0],
+)
+preset_config = ALGORITHM.preset_config  # (env_id_or_preset, **overrides) -> Config
+main = ALGORITHM.main  # `python algos/offline/iql.py --dataset pendulum-medium-v0`
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -37,12 +36,12 @@ import optax
 from flax import struct
 
 from jaxrl_suite import optim
+from jaxrl_suite.algorithms import AlgorithmSpec
 from jaxrl_suite.algos.td3 import td3_target
 from jaxrl_suite.buffers import Transition
 from jaxrl_suite.configs import (
     default_adam,
     hyperparams_from_config,
-    preset_config_from,
     require_hidden_sizes,
     require_in_unit_interval,
     require_non_negative,
@@ -69,9 +68,6 @@ from jaxrl_suite.training import Train
 __all__ = ["Config", "Hyperparams", "PRESETS", "make_train", "preset_config", "td_target",
            "td3_bc_actor_loss", "main", "write_outputs"]
 
-NAME = "td3_bc"
-DEFAULT_ENV = "gymnax/Pendulum-v1"
-OFFLINE = True  # `jaxrl train td3_bc --dataset NAME` takes the env from the dataset
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -127,12 +123,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "pendulum": dict(total_updates=30_000, eval_interval=1_000, evaluation_episodes=10),
 }
 _PRESET_BY_ENV = {"gymnax/Pendulum-v1": "pendulum"}
-
-
-def preset_config(env_id_or_preset: str, **overrides: Any) -> Config:
-    """``Config`` from a preset (by name, or an env id's default), then ``overrides``."""
-    return preset_config_from(Config, PRESETS, _PRESET_BY_ENV, "TD3+BC", env_id_or_preset,
-                              overrides)
 
 
 def validate(config: Config) -> None:
@@ -289,13 +279,16 @@ def make_train(config: Config, env: Environment, env_params: Any,
     )
 
 
-# --- command line -------------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python algos/offline/td3_bc.py --dataset pendulum-medium-v0``: as ``jaxrl train
-    td3_bc``."""
-    from jaxrl_suite.harness import algorithm_main
-
-    return algorithm_main(sys.modules[__name__], argv)
+# --- the algorithm's description: presets and the command line come from it -------------------
+ALGORITHM = AlgorithmSpec(
+    name="td3_bc", display_name="TD3+BC", config=Config, hyperparams=Hyperparams,
+    make_train=make_train, presets=PRESETS, preset_by_env=_PRESET_BY_ENV,
+    default_env="gymnax/Pendulum-v1", x_axis="gradient_steps", needs_dataset=True,
+    write_outputs=write_outputs,
+    description=__doc__.strip().splitlines()[0],
+)
+preset_config = ALGORITHM.preset_config  # (env_id_or_preset, **overrides) -> Config
+main = ALGORITHM.main  # `python algos/offline/td3_bc.py --dataset pendulum-medium-v0`
 
 
 if __name__ == "__main__":
