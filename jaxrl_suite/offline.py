@@ -56,6 +56,7 @@ __all__ = [
     "make_offline_train",
     "reference_returns",
     "write_outputs",
+    "OFFLINE_ALGORITHM",
 ]
 
 SAMPLING = ("uniform", "return_weighted")
@@ -315,3 +316,12 @@ def write_outputs(run_dir: Path, train: Train, states: Any) -> None:
         "ref_max_score": reference[1] if reference else None,
     }
     (Path(run_dir) / "dataset.json").write_text(json.dumps(summary, indent=2))
+
+
+OFFLINE_ALGORITHM: dict[str, Any] = dict(
+    default_env="gymnax/Pendulum-v1", x_axis="gradient_steps", needs_dataset=True,
+    write_outputs=write_outputs,
+)
+"""What every offline algorithm's ``AlgorithmSpec`` shares: ``AlgorithmSpec(...,
+**OFFLINE_ALGORITHM)``. Runs are measured in gradient steps, ``--dataset`` names the data
+(and, by default, the env), and the run folder gets ``dataset.json``."""

@@ -60,6 +60,7 @@ from jaxrl_suite.networks import (
     unit_from_bounds,
 )
 from jaxrl_suite.offline import (
+    OFFLINE_ALGORITHM,
     OfflineConfig,
     make_offline_train,
     prepare_offline,
@@ -401,9 +402,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
 ALGORITHM = AlgorithmSpec(
     name="cql", display_name="CQL", config=Config, hyperparams=Hyperparams,
     make_train=make_train, presets=PRESETS, preset_by_env=_PRESET_BY_ENV,
-    default_env="gymnax/Pendulum-v1", x_axis="gradient_steps", needs_dataset=True,
-    write_outputs=write_outputs,
-    description=__doc__.strip().splitlines()[0],
+    description=__doc__.strip().splitlines()[0], **OFFLINE_ALGORITHM,
 )
 preset_config = ALGORITHM.preset_config  # (env_id_or_preset, **overrides) -> Config
 main = ALGORITHM.main  # `python algos/offline/cql.py --dataset pendulum-medium-v0`
