@@ -21,7 +21,11 @@ from jaxrl_suite.algos import ppo
 from jaxrl_suite.checkpoints import Checkpointer
 from jaxrl_suite.harness import RunOptions, evaluate_run, run_training
 
-CONFIG = ppo.Config(total_steps=12 * 256, num_envs=4, num_steps=64, num_minibatches=2)
+# learning_rate 1e-3 (PPO's default 2.5e-4 barely moves CartPole in these 12 updates: the last
+# three updates' returns averaged 27 and 33, a random policy's 22), so the run's returns can
+# show that it learned (test_the_run_learns, test_evaluate_run_reads_the_last_checkpoint).
+CONFIG = ppo.Config(total_steps=12 * 256, num_envs=4, num_steps=64, num_minibatches=2,
+                    learning_rate=1e-3)
 NUM_UPDATES = 12
 
 
@@ -127,7 +131,8 @@ from jaxrl_suite.harness import RunOptions, run_training
 class Slow:
     def write(self, *args): time.sleep(0.3)
     def close(self): pass
-config = ppo.Config(total_steps=12 * 256, num_envs=4, num_steps=64, num_minibatches=2)
+from jaxrl_suite.algos.ppo import Config
+config = {CONFIG!r}
 run_training(ppo, config, RunOptions(env="gymnax/CartPole-v1", seeds=2, seed=1,
              run_dir={str(run_dir)!r}, checkpoint_every=4, progress_every=1, eval_episodes=2),
              extra_sinks=[Slow()])
@@ -162,8 +167,8 @@ run_training(ppo, config, RunOptions(env="gymnax/CartPole-v1", seeds=2, seed=1,
 
 def test_resume_with_a_different_config_is_refused(tmp_path, uninterrupted):
     _, run_dir, _ = uninterrupted
-    changed = ppo.Config(**{**CONFIG.__dict__, "learning_rate": 1e-3})
-    with pytest.raises(ValueError, match="Cannot resume .* learning_rate: 0.00025 in the run"):
+    changed = ppo.Config(**{**CONFIG.__dict__, "learning_rate": 3e-3})
+    with pytest.raises(ValueError, match="Cannot resume .* learning_rate: 0.001 in the run"):
         run_training(ppo, changed, options(tmp_path, "x", run_dir=None, resume=str(run_dir)))
     with pytest.raises(ValueError, match="seeds: 2 in the run, 3 now"):
         run_training(ppo, CONFIG, options(tmp_path, "x", run_dir=None, resume=str(run_dir),
@@ -181,12 +186,28 @@ def test_checkpoint_with_another_fingerprint_is_refused(uninterrupted):
         checkpointer.close()
 
 
+def test_the_run_learns(uninterrupted):
+    """CartPole returns (reward 1 per step) logged by the 12-update run. Measured: the first
+    update's 18.3 and 18.6 per seed; the last three updates' mean 70.7 and 63.0. A random policy
+    scores about 22, a broken learner stays there."""
+    result, _, _ = uninterrupted
+    returns = np.asarray(result.metrics["episode_return"])  # (updates, seeds)
+    assert (returns[0] < 25).all(), returns[0]
+    last = returns[-3:].mean(axis=0)
+    assert (last >= 40).all(), last
+
+
 def test_evaluate_run_reads_the_last_checkpoint(uninterrupted):
     _, run_dir, _ = uninterrupted
-    result = evaluate_run(run_dir, num_episodes=3)
+    result = evaluate_run(run_dir, num_episodes=16)
     assert result["update"] == NUM_UPDATES
     assert len(result["deterministic"]["per_seed"]) == 2
-    assert all(r >= 1 for r in result["stochastic"]["per_seed"])
+    # The trained policies, sampling actions: measured 70.0 and 41.8 per seed (mean 55.9); the
+    # untrained ones score 20.4 on average (16.7 to 22.7 over 8 initial seeds), as a random
+    # policy does (about 22). Greedy returns are no test of learning here: some untrained
+    # networks balance the pole greedily for 260 steps.
+    stochastic = result["stochastic"]["mean_return"]
+    assert stochastic >= 40, result["stochastic"]
 
 
 def test_bad_run_options_fail_early(tmp_path):
