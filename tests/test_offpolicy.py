@@ -118,6 +118,11 @@ def seed(tree, index):
     return jax.tree.map(lambda x: x[index], tree)
 
 
+def repeated(hparams, count: int):
+    """``hparams`` with a leading axis of ``count``, for a vmapped run."""
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (count,)), hparams)
+
+
 def assert_trees_close(a, b):
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
@@ -130,9 +135,12 @@ def assert_trees_close(a, b):
 def test_vmap_over_seeds_equals_separate_runs(name):
     train, single, batched = small(name)
     keys = jax.random.split(jax.random.key(3), 2)
-    together = batched(keys)
+    # Hyperparameters passed explicitly, as the sweep test passes them: the two tests (and
+    # test_replay_buffer_lives_in_the_training_state) then share compiled programs.
+    hparams = train.default_hparams
+    together = batched(keys, repeated(hparams, 2))
     for i, key in enumerate(keys):
-        alone = single(key)
+        alone = single(key, hparams)
         # The whole state: networks, optimisers, replay buffer, env state, keys.
         assert_trees_close(alone.state, seed(together.state, i))
         assert_trees_close(alone.metrics, seed(together.metrics, i))
@@ -144,8 +152,7 @@ def test_learning_rate_sweep_under_vmap_equals_separate_runs():
     train, single, batched = small("sac")
     key = jax.random.key(5)
     rates = jnp.array([1e-4, 3e-2])
-    sweep = jax.tree.map(lambda x: jnp.broadcast_to(x, (2,)), train.default_hparams)
-    sweep = sweep.replace(critic_learning_rate=rates)
+    sweep = repeated(train.default_hparams, 2).replace(critic_learning_rate=rates)
     together = batched(jnp.stack([key, key]), sweep)
     for i, rate in enumerate(rates):
         alone = single(key, train.default_hparams.replace(critic_learning_rate=rate))
@@ -373,7 +380,7 @@ def test_presets_apply_by_env_and_overrides_win():
 
 def test_replay_buffer_lives_in_the_training_state():
     train, single, _ = small("td3")
-    state = single(jax.random.key(1)).state
+    state = single(jax.random.key(1), train.default_hparams).state
     assert state.experience.buffer.storage.observation.shape == (250, 3)
     assert int(state.experience.buffer.size) == 250  # 300 steps into 250 slots: wrapped
     assert int(state.experience.buffer.position) == 50
