@@ -103,9 +103,13 @@ def test_replay_trains_on_the_levels_the_sampler_drew():
 
 
 def test_robust_plr_only_scores_new_levels_without_learning():
-    train = tiny_train("robust_plr", replay_probability=0.0)
+    # The replay test's config (its compiled round is shared): from an empty buffer, below
+    # minimum_fill, the round plays new levels.
+    overrides = dict(replay_probability=1.0, minimum_fill=0.25)
+    train = tiny_train("robust_plr", **overrides)
     state = initial_state(train)
-    new_state, metrics = jitted_round("robust_plr", replay_probability=0.0)(state)
+    assert int(state.buffer.size) == 0
+    new_state, metrics = jitted_round("robust_plr", **overrides)(state)
     assert int(new_state.last_kind) == ued.NEW
     assert int(new_state.buffer.size) == TINY["num_envs"]  # every new level scored and buffered
     sampler = train.ued["sampler"]
@@ -203,17 +207,22 @@ LEARNING = dict(method="robust_plr", num_envs=16, num_steps=64, eval_interval=10
 
 @pytest.mark.slow
 def test_robust_plr_learns_to_solve_a_held_out_7x7_level():
-    """robust PLR on 7x7 mazes with 5 random walls, 164k student steps (about 20 s on 2 CPU
-    cores): the held-out solve rate (32 sampled episodes) reaches 0.8, from about 0.06 for a
-    random policy. Measured over 4 seeds: 3 reach 1.0, the fourth 0.94 (its last evaluation
-    dropped again: the small student is unstable at this learning rate)."""
+    """robust PLR on 7x7 mazes with 5 random walls, 164k student steps in 16 logged updates
+    (13 to 18 s on 2 CPU cores once compiled; compiling takes longer): the held-out solve rate
+    (32 sampled episodes per evaluation) averaged over the last 4 evaluations reaches 0.5.
+
+    Measured: the untrained student solves the room 0.09 of the time (4 initial seeds, 8
+    evaluations each: means 0.086 to 0.094, single evaluations 0 to 0.19). Trained with this
+    test's key 0: 0.09 at the first evaluation, 1.0 from the third on but for three 0.97s; the
+    last 4 average 0.98. Keys 1, 2, 3: 0.65, 1.0 and 0.98 (key 1's student collapses to 0 in
+    mid-run and recovers to 0.94 by the end: the small student is unstable at this rate)."""
     train = ued.make_train(ued.Config(**LEARNING), MAZE, MAZE_PARAMS,
                            eval_levels=stack_levels([HELD_OUT]), eval_level_names=["room"])
     result = jax.jit(train)(jax.random.key(0))
     solve_rate = np.asarray(result.metrics["heldout/solve_rate"])
     print("held-out solve rate per logged update:", np.round(solve_rate, 2))
     assert solve_rate[0] < 0.5
-    assert solve_rate.max() >= 0.8
+    assert solve_rate[-4:].mean() >= 0.5, solve_rate
     np.testing.assert_array_equal(solve_rate, result.metrics["heldout/solve_rate/room"])
 
 
