@@ -80,6 +80,7 @@ def uninterrupted(tmp_path_factory):
     return result, run_dir, sink
 
 
+@pytest.mark.slow
 def test_run_folder_has_config_metrics_plot_checkpoints_and_evaluation(uninterrupted):
     result, run_dir, _ = uninterrupted
     for name in ("config.json", "metrics.csv", "progress.csv", "learning_curve.png", "eval.json"):
@@ -98,6 +99,7 @@ def test_run_folder_has_config_metrics_plot_checkpoints_and_evaluation(uninterru
     assert len(evaluation["deterministic"]["per_seed"]) == 2
 
 
+@pytest.mark.slow
 def test_progress_reports_mean_and_spread_over_seeds(uninterrupted):
     result, run_dir, sink = uninterrupted
     assert sink.closed
@@ -110,6 +112,7 @@ def test_progress_reports_mean_and_spread_over_seeds(uninterrupted):
     assert len(read_rows(run_dir / "progress.csv")) == 4
 
 
+@pytest.mark.slow
 def test_progress_does_not_change_the_result(tmp_path, uninterrupted):
     result, _, _ = uninterrupted
     quiet, _ = run_training(ppo, CONFIG, options(tmp_path, "quiet", no_progress=True,
@@ -119,6 +122,7 @@ def test_progress_does_not_change_the_result(tmp_path, uninterrupted):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_to_exactly_the_uninterrupted_parameters(tmp_path, uninterrupted):
     _, reference_dir, _ = uninterrupted
     run_dir = tmp_path / "killed"
@@ -165,6 +169,7 @@ run_training(ppo, config, RunOptions(env="gymnax/CartPole-v1", seeds=2, seed=1,
     ]
 
 
+@pytest.mark.slow
 def test_resume_with_a_different_config_is_refused(tmp_path, uninterrupted):
     _, run_dir, _ = uninterrupted
     changed = ppo.Config(**{**CONFIG.__dict__, "learning_rate": 3e-3})
@@ -175,6 +180,7 @@ def test_resume_with_a_different_config_is_refused(tmp_path, uninterrupted):
                                           seeds=3))
 
 
+@pytest.mark.slow
 def test_checkpoint_with_another_fingerprint_is_refused(uninterrupted):
     _, run_dir, _ = uninterrupted
     state, _ = final_params(run_dir)
@@ -186,6 +192,7 @@ def test_checkpoint_with_another_fingerprint_is_refused(uninterrupted):
         checkpointer.close()
 
 
+@pytest.mark.slow
 def test_the_run_learns(uninterrupted):
     """CartPole returns (reward 1 per step) logged by the 12-update run. Measured: the first
     update's 18.3 and 18.6 per seed; the last three updates' mean 70.7 and 63.0. A random policy
@@ -197,6 +204,7 @@ def test_the_run_learns(uninterrupted):
     assert (last >= 40).all(), last
 
 
+@pytest.mark.slow
 def test_evaluate_run_reads_the_last_checkpoint(uninterrupted):
     _, run_dir, _ = uninterrupted
     result = evaluate_run(run_dir, num_episodes=16)

@@ -131,6 +131,7 @@ def assert_trees_close(a, b):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["dqn", "sac", "td3"])
 def test_vmap_over_seeds_equals_separate_runs(name):
     train, single, batched = small(name)
@@ -148,6 +149,7 @@ def test_vmap_over_seeds_equals_separate_runs(name):
     assert not np.array_equal(first[0], first[1])  # the seeds really differ
 
 
+@pytest.mark.slow
 def test_learning_rate_sweep_under_vmap_equals_separate_runs():
     train, single, batched = small("sac")
     key = jax.random.key(5)
@@ -232,6 +234,7 @@ TRUNCATION = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(TRUNCATION))
 def test_q_values_bootstrap_through_truncation(case):
     # Reward 1 forever, truncated every 5 steps: Q = 1 / (1 - 0.9) = 10 for every action.
@@ -259,6 +262,7 @@ def as_numpy(leaf) -> np.ndarray:
     return np.asarray(leaf)
 
 
+@pytest.mark.slow
 def test_resume_from_a_checkpoint_is_bit_for_bit(tmp_path):
     env_id, overrides = SMALL["sac"]
     config = sac.preset_config(env_id, **overrides)
@@ -287,6 +291,7 @@ def test_resume_from_a_checkpoint_is_bit_for_bit(tmp_path):
     np.testing.assert_array_equal(saved.experience.buffer.storage.observation, stored)
 
 
+@pytest.mark.slow
 # --- command line --------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["dqn", "sac", "td3"])
 def test_jaxrl_train_runs_each_algorithm(name, tmp_path, capsys):
@@ -327,6 +332,7 @@ def test_sac_brax_smoke_runs_a_few_updates_with_finite_metrics():
         assert np.isfinite(np.asarray(result.metrics[name])).all(), name
 
 
+@pytest.mark.slow
 # --- options and errors --------------------------------------------------------------------------
 def test_prioritized_n_step_dqn_runs_and_updates_priorities():
     train, single, _ = small("dqn", prioritized=True, n_step=3)
@@ -378,6 +384,7 @@ def test_presets_apply_by_env_and_overrides_win():
         sac.preset_config("pendulun")
 
 
+@pytest.mark.slow
 def test_replay_buffer_lives_in_the_training_state():
     train, single, _ = small("td3")
     state = single(jax.random.key(1), train.default_hparams).state

@@ -81,6 +81,7 @@ def played_levels(train: ued.UEDTrain, state: ued.UEDState):
     return jax.vmap(train.ued["learner"].env.level_of)(state.env_state)
 
 
+@pytest.mark.slow
 # --- the level sampler inside the algorithm ------------------------------------------------------
 def test_replay_trains_on_the_levels_the_sampler_drew():
     train = tiny_train("robust_plr", replay_probability=1.0, minimum_fill=0.25)
@@ -102,6 +103,7 @@ def test_replay_trains_on_the_levels_the_sampler_drew():
     assert float(metrics["replay_fraction"]) == 1.0
 
 
+@pytest.mark.slow
 def test_robust_plr_only_scores_new_levels_without_learning():
     # The replay test's config (its compiled round is shared): from an empty buffer, below
     # minimum_fill, the round plays new levels.
@@ -122,6 +124,7 @@ def test_robust_plr_only_scores_new_levels_without_learning():
     assert np.isnan(float(metrics["policy_loss"]))
 
 
+@pytest.mark.slow
 def test_plr_learns_from_new_levels_too():
     train = tiny_train("plr", replay_probability=0.0)
     state = initial_state(train)
@@ -131,6 +134,7 @@ def test_plr_learns_from_new_levels_too():
     assert any(jax.tree.leaves(changed))
 
 
+@pytest.mark.slow
 def test_accel_mutates_the_replayed_levels_into_the_buffer():
     overrides = dict(replay_probability=1.0, minimum_fill=0.25, num_edits=2)
     train = tiny_train("accel", **overrides)
@@ -173,6 +177,7 @@ def test_completed_episode_returns_and_paired_regret_by_hand():
     np.testing.assert_allclose(regret, [0.25, 0.3], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_paired_round_builds_valid_levels_and_rewards_the_adversary_with_regret():
     overrides = dict(num_steps=50)  # at least the 50-step episode limit
     train = tiny_train("paired", **overrides)
@@ -226,6 +231,7 @@ def test_robust_plr_learns_to_solve_a_held_out_7x7_level():
     np.testing.assert_array_equal(solve_rate, result.metrics["heldout/solve_rate/room"])
 
 
+@pytest.mark.slow
 # --- seeds, truncation ---------------------------------------------------------------------------
 def test_vmap_over_seeds_matches_separate_runs():
     train = tiny_train("accel", minimum_fill=0.25)
@@ -242,6 +248,7 @@ def test_vmap_over_seeds_matches_separate_runs():
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_truncated_steps_bootstrap_from_the_final_observation():
     """With a 6-step episode limit, a rollout truncates; at a truncated step the GAE target is
     ``r + gamma V(final observation)`` (a terminated step's is ``r``)."""
@@ -273,6 +280,7 @@ def test_truncated_steps_bootstrap_from_the_final_observation():
                                    np.asarray(trajectory.reward)[terminated], rtol=1e-5)
 
 
+@pytest.mark.slow
 # --- any level env -------------------------------------------------------------------------------
 def test_plr_runs_on_param_levels_over_cartpole():
     import jaxrl_suite
