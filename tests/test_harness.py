@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import signal
@@ -58,15 +59,21 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(file))
 
 
-def final_params(run_dir: Path):
-    run_dir = Path(run_dir)
+@functools.cache
+def state_template():
+    """A seed-batched initial state of CONFIG's run, the structure checkpoints are restored into
+    (built and compiled once for the file's four restores)."""
     env, params = jaxrl_suite.make("gymnax/CartPole-v1")
     train = ppo.make_train(CONFIG, env, params)
-    like = train.initial_states(jax.random.split(jax.random.key(1), 2))
+    return train.initial_states(jax.random.split(jax.random.key(1), 2))
+
+
+def final_params(run_dir: Path):
+    run_dir = Path(run_dir)
     record = json.loads((run_dir / "config.json").read_text())
     checkpointer = Checkpointer(run_dir / "checkpoints")
     try:
-        state, update = checkpointer.restore(like, record["fingerprint"])
+        state, update = checkpointer.restore(state_template(), record["fingerprint"])
     finally:
         checkpointer.close()
     return state, update
