@@ -1,7 +1,8 @@
 # Two commands: `make test` and `make demo`. Both create .venv if it is missing and install the
 # project into it, so they work on a bare machine with only Python and pip. `make test-fast` is
 # the quick tier: the same two processes, without the tests marked slow (compile-heavy or
-# learning; `pytest -m "not slow"`), in under 5 min on 2 cores instead of about 20.
+# learning; `pytest -m "not slow"`): about 2 min on 2 cores (4 while another job compiles on
+# them) instead of about 20.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
