@@ -327,6 +327,7 @@ def test_items_keep_dtypes_and_are_gathered_exactly():
     assert out["f"].dtype == jnp.bool_
 
 
+@pytest.mark.slow
 def test_vmap_over_independent_buffers_matches_separate_runs():
     buffer = ReplayBuffer(6, 2)
     bases = [0, 1000, 2000]
@@ -354,6 +355,7 @@ def test_vmap_over_independent_buffers_matches_separate_runs():
     assert states.position.shape == (3,) and (np.asarray(states.position) == 2).all()
 
 
+@pytest.mark.slow
 def test_prioritized_state_under_vmap_matches_separate_runs():
     buffer = PrioritizedReplayBuffer(6, 2)
     priorities = jnp.array([[0.5, 3.0], [2.0, 0.1], [7.0, 7.0]])
@@ -528,6 +530,7 @@ def test_prioritized_partial_buffer_uses_stored_count():
     assert int(draws.indices.max()) < 4
 
 
+@pytest.mark.slow
 def test_prioritized_sampling_frequencies_match_priorities():
     buffer, state = hand_state()
     draw = _jit(buffer, "sample_prioritized", batch_size=3000)

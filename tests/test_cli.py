@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from jaxrl_suite import cli
 
 
@@ -29,6 +31,7 @@ def test_algos_lists_ppo(capsys):
     assert "ppo" in names and names == sorted(names)
 
 
+@pytest.mark.slow
 def test_train_then_eval_a_run_folder(tmp_path, capsys):
     # '4e3' checks that integer flags accept scientific notation, as users write step counts.
     code = cli.main(["train", "ppo", "--env", "gymnax/CartPole-v1", "--seeds", "2",
@@ -62,6 +65,7 @@ def test_train_errors_are_one_clear_line(capsys, tmp_path):
     assert not list(tmp_path.iterdir())  # nothing written for a run that never started
 
 
+@pytest.mark.slow
 def test_algorithm_file_runs_as_a_script():
     import subprocess
     import sys

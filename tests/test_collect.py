@@ -58,6 +58,7 @@ def test_names_and_kinds():
     assert resolve_kinds("all") == KINDS == resolve_kinds(["medium", "all"])
 
 
+@pytest.mark.slow
 def test_rolled_out_datasets_are_whole_episodes(family):
     _, _, datasets, _ = family
     for kind in ROLLED:
@@ -72,6 +73,7 @@ def test_rolled_out_datasets_are_whole_episodes(family):
     assert medium_expert.size == 2 * N and medium_expert.num_episodes == 2 * N // EPISODE
 
 
+@pytest.mark.slow
 def test_episodes_are_contiguous(family):
     _, _, datasets, _ = family
     for kind, dataset in datasets.items():
@@ -84,6 +86,7 @@ def test_episodes_are_contiguous(family):
         assert ends[-1], kind
 
 
+@pytest.mark.slow
 def test_rewards_and_next_observations_follow_pendulum_dynamics(family):
     _, _, datasets, _ = family
     for kind, dataset in datasets.items():
@@ -103,6 +106,7 @@ def test_rewards_and_next_observations_follow_pendulum_dynamics(family):
         np.testing.assert_allclose(next_obs[:, 1], np.sin(new_theta), atol=1e-3, err_msg=kind)
 
 
+@pytest.mark.slow
 def test_returns_rank_random_medium_expert(family):
     run, references, datasets, _ = family
     low, high = references.random_return, references.expert_return
@@ -120,6 +124,7 @@ def test_returns_rank_random_medium_expert(family):
     assert references.medium_target == pytest.approx(low + (high - low) / 3)
 
 
+@pytest.mark.slow
 def test_every_dataset_records_what_it_is(family):
     _, references, datasets, _ = family
     assert tuple(datasets) == KINDS
@@ -131,6 +136,7 @@ def test_every_dataset_records_what_it_is(family):
         assert info.ref_max_score == references.expert_return
 
 
+@pytest.mark.slow
 def test_written_minari_folders_round_trip(family):
     _, references, datasets, paths = family
     for kind, dataset in datasets.items():
@@ -152,6 +158,7 @@ def test_written_minari_folders_round_trip(family):
         assert loaded.info.ref_max_score == references.expert_return
 
 
+@pytest.mark.slow
 def test_medium_replay_is_the_replay_buffer_up_to_the_medium_policy(family):
     run, references, datasets, _ = family
     dataset = datasets["medium-replay"]
@@ -173,6 +180,7 @@ def test_medium_replay_is_the_replay_buffer_up_to_the_medium_policy(family):
     assert run.train.config.learning_starts < size < run.expert.env_steps
 
 
+@pytest.mark.slow
 def test_medium_expert_is_medium_then_expert(family):
     _, _, datasets, _ = family
     medium, expert, both = datasets["medium"], datasets["expert"], datasets["medium-expert"]
@@ -184,6 +192,7 @@ def test_medium_expert_is_medium_then_expert(family):
         jnp.concatenate([medium.episode_ids, expert.episode_ids + medium.num_episodes]))
 
 
+@pytest.mark.slow
 def test_same_seed_same_data_whichever_kinds_are_asked(family):
     run, references, datasets, _ = family
     again = datasets_from_agent(run, ["medium", "random"], num_transitions=N,
@@ -240,6 +249,7 @@ def test_replay_dataset_regroups_parallel_envs():
     np.testing.assert_array_equal(both.episode_ids[8:], np.asarray(dataset.episode_ids) + 4)
 
 
+@pytest.mark.slow
 def test_cli_writes_the_datasets_it_reports(family, tmp_path, capsys, monkeypatch):
     # The fixture's agent stands in for training (seed 0, the preset: what the CLI would train).
     run, _, datasets, _ = family

@@ -20,11 +20,17 @@ ENV_IDS = jaxrl_suite.registered_envs()
 PHYSICS_PREFIXES = C.PHYSICS_PREFIXES
 
 
+# Compile-heavy envs, left out of `make test-fast`: Brax and MJX; the gymnax envs whose checks
+# took 8 to 30 s in all on 2 cores (MinAtar; Acrobot's RK4 step) where most take 3 to 8 s; and
+# the maze's other level generators (12 to 21 s; the step and observations are `maze`'s).
+SLOW_SUFFIXES = ("-MinAtar",)
+SLOW_IDS = ("gymnax/Acrobot-v1", "maze-perfect", "maze-rooms")
+
+
 def _param(env_id: str):
-    marks = []
-    if env_id.startswith(PHYSICS_PREFIXES):
-        marks.append(pytest.mark.slow)  # compile-heavy; CI runs them too
-    return pytest.param(env_id, marks=marks, id=env_id)
+    slow = (env_id.startswith(PHYSICS_PREFIXES) or env_id.endswith(SLOW_SUFFIXES)
+            or env_id in SLOW_IDS)
+    return pytest.param(env_id, marks=[pytest.mark.slow] if slow else [], id=env_id)
 
 
 all_envs = pytest.mark.parametrize("env_id", [_param(e) for e in ENV_IDS])

@@ -109,6 +109,7 @@ DATA_INDEX = 6  # 0.5 in linspace(-1, 1, 9)
 FAR = slice(0, 3)  # -1, -0.75, -0.5: at least 1 away from the data's action
 
 
+@pytest.mark.slow
 def test_cql_critic_steps_lower_q_away_from_the_data(one_state):
     """Measured: CQL Q(-1) - Q(data) = -14.2, plain SAC critics (weight 0) -0.9."""
     conservative, plain = one_state(5.0, True), one_state(0.0, True)
@@ -118,6 +119,7 @@ def test_cql_critic_steps_lower_q_away_from_the_data(one_state):
     assert np.all(gap_cql < gap_sac - 1.0), (conservative, plain)
 
 
+@pytest.mark.slow
 def test_timeouts_bootstrap_and_terminals_do_not(one_state):
     """Plain critics (weight 0) on the one-state data: with terminals Q(data) learns the reward,
     1; with timeouts the target adds gamma * Q(s', a') and Q(data) grows past it. Measured:
@@ -131,6 +133,7 @@ def test_timeouts_bootstrap_and_terminals_do_not(one_state):
     np.testing.assert_allclose(target, [1.0 + 0.9 * 2.0, 1.0])
 
 
+@pytest.mark.slow
 def test_lagrange_multiplier_grows_while_the_penalty_is_above_the_threshold(env):
     config = cql.Config(dataset="one-state", total_updates=40, eval_interval=20, batch_size=32,
                         hidden_sizes=(16, 16), evaluation_episodes=1, cql_num_actions=4,

@@ -96,6 +96,7 @@ def test_presets():
         iql.preset_config("no-such-preset")
 
 
+@pytest.mark.slow
 def test_tiny_run_counts_steps_and_acts_in_bounds(env):
     config = iql.Config(dataset="tiny", total_updates=20, eval_interval=10, batch_size=16,
                         evaluation_episodes=1, hidden_sizes=(8,))

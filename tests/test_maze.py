@@ -206,6 +206,7 @@ def test_distance_map_by_hand():
     )
 
 
+@pytest.mark.slow
 def test_optimal_steps_match_a_real_episode():
     """Following BFS greedily reaches the goal in exactly optimal_num_steps actions."""
     level = load_level("SixteenRooms")
@@ -238,6 +239,7 @@ def _numpy_free_edges(wall_map: np.ndarray) -> int:
     return int((free[:, 1:] & free[:, :-1]).sum() + (free[1:, :] & free[:-1, :]).sum())
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), num_walls=st.integers(0, 200))
 def test_random_walls_levels_are_valid_with_exact_wall_count(seed, num_walls):
@@ -249,6 +251,7 @@ def test_random_walls_levels_are_valid_with_exact_wall_count(seed, num_walls):
     np.testing.assert_array_equal(walls, min(num_walls, 13 * 13 - 2))
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), size=st.sampled_from([5, 12, 13]))
 def test_perfect_mazes_are_trees(seed, size):
@@ -264,6 +267,7 @@ def test_perfect_mazes_are_trees(seed, size):
         assert _numpy_free_edges(wall_map) == free.sum() - 1
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_empty_rooms_are_connected_rooms(seed):
@@ -288,6 +292,7 @@ def batch_mutator():
     return jax.jit(jax.vmap(env.mutate_level, in_axes=(0, 0, None)))
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), num_edits=st.integers(0, 30))
 def test_mutations_keep_levels_valid_and_change_little(seed, num_edits):
@@ -304,6 +309,7 @@ def test_mutations_keep_levels_valid_and_change_little(seed, num_edits):
         assert jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), mutated, levels))
 
 
+@pytest.mark.slow
 def test_mutations_use_every_kind_of_edit():
     env, sample = batch_sampler("random_walls", 13)
     levels = sample(jax.random.split(jax.random.key(5), 64), env.default_params)
@@ -333,6 +339,7 @@ DCD_NAMES = [
 ]
 
 
+@pytest.mark.slow
 def test_every_named_level_loads_valid_and_solvable():
     names = named_level_names()
     assert set(DCD_NAMES) <= set(names)
@@ -387,6 +394,7 @@ def episode_ends_rollout(wrapper: type):
     return jax.jit(rollout)
 
 
+@pytest.mark.slow
 def test_auto_replay_resets_to_the_same_level_and_auto_reset_to_a_new_one():
     env, sample = batch_sampler("random_walls", 13)
     levels = sample(jax.random.split(jax.random.key(11), 4), env.default_params)
@@ -465,6 +473,7 @@ def test_level_of_the_wrong_shape_is_refused():
     assert isinstance(load_level("Labyrinth"), Level)
 
 
+@pytest.mark.slow
 def test_packed_row_and_gathered_views_agree():
     """Grids whose padded rows fit 32 bits read view walls from packed rows, wider ones by
     gathering cells: both give the same observations, in every direction, near every edge."""

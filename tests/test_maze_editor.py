@@ -176,6 +176,7 @@ def test_agent_direction_is_drawn_from_the_key() -> None:
     assert directions == {0, 1, 2, 3}
 
 
+@pytest.mark.slow
 def test_random_action_sequences_always_build_valid_levels() -> None:
     """A vmapped batch of random sequences; half draw from a few cells only, so the goal and
     agent collide with walls and with each other often."""

@@ -25,6 +25,7 @@ def test_orthogonal_under_vmap_differs_per_key_and_matches_unbatched():
     np.testing.assert_allclose(batched[2], orthogonal()(keys[2], (16, 8)), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_grid_encoder_shapes_batches_and_gradients():
     from jaxrl_suite.networks import GridEncoder
 

@@ -44,6 +44,7 @@ def bc_medium(family, env):
     return train, jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 2))
 
 
+@pytest.mark.slow
 def test_bc_clones_the_behaviour_policy_on_medium(family, bc_medium):
     """BC imitates: on medium its deterministic policy scores what the data's stochastic one
     does. Measured (3 seeds, 32 episodes, 4e3 steps): 30-36 against the data's 34.9; it does
@@ -54,6 +55,7 @@ def test_bc_clones_the_behaviour_policy_on_medium(family, bc_medium):
     assert abs(final - behaviour) < 8, (final, behaviour)
 
 
+@pytest.mark.slow
 def test_logged_score_is_the_normalised_episode_return(family, bc_medium):
     _, result = bc_medium
     info = family["medium"].info
@@ -64,6 +66,7 @@ def test_logged_score_is_the_normalised_episode_return(family, bc_medium):
     np.testing.assert_array_equal(result.metrics["gradient_steps"][0], [1000, 2000, 3000])
 
 
+@pytest.mark.slow
 def test_the_dataset_is_not_in_the_training_state(family, bc_medium):
     """The dataset is the compiled program's argument (Train.data), shared by the seeds: no
     leaf of the state (what checkpoints save) is dataset-sized."""
@@ -74,6 +77,7 @@ def test_the_dataset_is_not_in_the_training_state(family, bc_medium):
         assert size not in np.shape(leaf)
 
 
+@pytest.mark.slow
 def test_return_weighted_sampling_clones_the_better_half_of_a_mixed_dataset(family, env):
     """Trajectory weighting: on medium-expert, BC drawing high-return episodes more often
     scores closer to the expert than BC drawing uniformly. Measured (3 seeds, 4e3 steps):
@@ -89,6 +93,7 @@ def test_return_weighted_sampling_clones_the_better_half_of_a_mixed_dataset(fami
     assert scores["return_weighted"] > behaviour_score(dataset), scores
 
 
+@pytest.mark.slow
 def test_errors_name_the_bad_setting(family, env):
     with pytest.raises(ValueError, match="--dataset NAME\\|PATH"):
         bc.make_train(bc.Config(), *env)
@@ -126,6 +131,7 @@ def _final_state(run_dir):
     return update, state
 
 
+@pytest.mark.slow
 def test_cli_trains_from_a_dataset_name_and_resumes_exactly(family, tmp_path, monkeypatch,
                                                            capsys):
     monkeypatch.setenv("JAXRL_DATASETS", str(tmp_path / "datasets"))

@@ -120,6 +120,11 @@ def seed(tree, index):
     return jax.tree.map(lambda x: x[index], tree)
 
 
+def repeated(hparams, count: int):
+    """``hparams`` with a leading axis of ``count``, for a vmapped run."""
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (count,)), hparams)
+
+
 def assert_trees_close(a, b):
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
@@ -128,13 +133,17 @@ def assert_trees_close(a, b):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["dqn", "sac", "td3"])
 def test_vmap_over_seeds_equals_separate_runs(name):
     train, single, batched = small(name)
     keys = jax.random.split(jax.random.key(3), 2)
-    together = batched(keys)
+    # Hyperparameters passed explicitly, as the sweep test passes them: the two tests (and
+    # test_replay_buffer_lives_in_the_training_state) then share compiled programs.
+    hparams = train.default_hparams
+    together = batched(keys, repeated(hparams, 2))
     for i, key in enumerate(keys):
-        alone = single(key)
+        alone = single(key, hparams)
         # The whole state: networks, optimisers, replay buffer, env state, keys.
         assert_trees_close(alone.state, seed(together.state, i))
         assert_trees_close(alone.metrics, seed(together.metrics, i))
@@ -142,12 +151,12 @@ def test_vmap_over_seeds_equals_separate_runs(name):
     assert not np.array_equal(first[0], first[1])  # the seeds really differ
 
 
+@pytest.mark.slow
 def test_learning_rate_sweep_under_vmap_equals_separate_runs():
     train, single, batched = small("sac")
     key = jax.random.key(5)
     rates = jnp.array([1e-4, 3e-2])
-    sweep = jax.tree.map(lambda x: jnp.broadcast_to(x, (2,)), train.default_hparams)
-    sweep = sweep.replace(critic_learning_rate=rates)
+    sweep = repeated(train.default_hparams, 2).replace(critic_learning_rate=rates)
     together = batched(jnp.stack([key, key]), sweep)
     for i, rate in enumerate(rates):
         alone = single(key, train.default_hparams.replace(critic_learning_rate=rate))
@@ -227,6 +236,7 @@ TRUNCATION = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(TRUNCATION))
 def test_q_values_bootstrap_through_truncation(case):
     # Reward 1 forever, truncated every 5 steps: Q = 1 / (1 - 0.9) = 10 for every action.
@@ -254,6 +264,7 @@ def as_numpy(leaf) -> np.ndarray:
     return np.asarray(leaf)
 
 
+@pytest.mark.slow
 def test_resume_from_a_checkpoint_is_bit_for_bit(tmp_path):
     env_id, overrides = SMALL["sac"]
     config = sac.preset_config(env_id, **overrides)
@@ -282,6 +293,7 @@ def test_resume_from_a_checkpoint_is_bit_for_bit(tmp_path):
     np.testing.assert_array_equal(saved.experience.buffer.storage.observation, stored)
 
 
+@pytest.mark.slow
 # --- command line --------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["dqn", "sac", "td3"])
 def test_jaxrl_train_runs_each_algorithm(name, tmp_path, capsys):
@@ -322,6 +334,7 @@ def test_sac_brax_smoke_runs_a_few_updates_with_finite_metrics():
         assert np.isfinite(np.asarray(result.metrics[name])).all(), name
 
 
+@pytest.mark.slow
 # --- options and errors --------------------------------------------------------------------------
 def test_prioritized_n_step_dqn_runs_and_updates_priorities():
     train, single, _ = small("dqn", prioritized=True, n_step=3)
@@ -373,9 +386,10 @@ def test_presets_apply_by_env_and_overrides_win():
         sac.preset_config("pendulun")
 
 
+@pytest.mark.slow
 def test_replay_buffer_lives_in_the_training_state():
     train, single, _ = small("td3")
-    state = single(jax.random.key(1)).state
+    state = single(jax.random.key(1), train.default_hparams).state
     assert state.experience.buffer.storage.observation.shape == (250, 3)
     assert int(state.experience.buffer.size) == 250  # 300 steps into 250 slots: wrapped
     assert int(state.experience.buffer.position) == 50

@@ -232,6 +232,7 @@ def test_scales_on_physics_free_brax_env_raise():
         env.reset(jax.random.key(0), params.replace(mass_scale=2.0))
 
 
+@pytest.mark.slow
 def test_brax_levels_change_the_dynamics():
     """brax/inverted_pendulum, one compiled program: from the same reset state and action,
     levels that differ in one scale step differently; scales of exactly 1.0 and the default

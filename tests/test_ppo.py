@@ -32,6 +32,7 @@ def trained(env_id: str, preset: str, **overrides):
     return train, result
 
 
+@pytest.mark.slow
 def test_cartpole_preset_learns_within_1e5_steps():
     train, result = trained("gymnax/CartPole-v1", "cartpole")
     assert train.num_updates * train.env_steps_per_update <= 100_000
@@ -39,6 +40,7 @@ def test_cartpole_preset_learns_within_1e5_steps():
     assert final.mean() >= 475, final
 
 
+@pytest.mark.slow
 def test_cartpole_purejaxrl_config_learns_within_5e5_steps():
     train, result = trained("gymnax/CartPole-v1", "none")  # Config() is PureJaxRL's config
     assert train.num_updates * train.env_steps_per_update <= 500_000
@@ -46,6 +48,7 @@ def test_cartpole_purejaxrl_config_learns_within_5e5_steps():
     assert final.mean() >= 475, final
 
 
+@pytest.mark.slow
 def test_pendulum_preset_learns_within_1_5e5_steps():
     train, result = trained("gymnax/Pendulum-v1", "pendulum")
     assert train.num_updates * train.env_steps_per_update <= 150_000
@@ -53,6 +56,7 @@ def test_pendulum_preset_learns_within_1_5e5_steps():
     assert final.mean() >= -250, final  # a random policy scores about -1200
 
 
+@pytest.mark.slow
 def test_greedy_and_stochastic_evaluation_of_trained_cartpole():
     train, result = trained("gymnax/CartPole-v1", "cartpole")
     raw_env, params = jaxrl_suite.make("gymnax/CartPole-v1", wrappers=False)
@@ -67,6 +71,7 @@ def test_greedy_and_stochastic_evaluation_of_trained_cartpole():
     np.testing.assert_array_equal(greedy["episode_return"], greedy["episode_length"])
 
 
+@pytest.mark.slow
 def test_pendulum_evaluation_uses_the_observation_statistics():
     train, result = trained("gymnax/Pendulum-v1", "pendulum")
     raw_env, params = jaxrl_suite.make("gymnax/Pendulum-v1", wrappers=False)
@@ -76,6 +81,7 @@ def test_pendulum_evaluation_uses_the_observation_statistics():
     assert float(returns.mean()) >= -300
 
 
+@pytest.mark.slow
 def test_metrics_are_stacked_per_update():
     train, result = trained("gymnax/CartPole-v1", "cartpole")
     for name in ("episode_return", "episode_length", "total_loss", "policy_loss", "value_loss",
@@ -107,6 +113,7 @@ def assert_trees_close(a, b):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_vmap_over_seeds_equals_separate_runs():
     train, single, batched = small_cartpole()
     keys = jax.random.split(jax.random.key(3), 3)
@@ -118,6 +125,7 @@ def test_vmap_over_seeds_equals_separate_runs():
         assert_trees_close(alone.metrics, seed(together.metrics, i))
 
 
+@pytest.mark.slow
 def test_learning_rate_sweep_under_vmap_equals_separate_runs():
     train, single, batched = small_cartpole()
     key = jax.random.key(5)
@@ -134,6 +142,7 @@ def test_learning_rate_sweep_under_vmap_equals_separate_runs():
     assert not np.allclose(first[0], first[1])
 
 
+@pytest.mark.slow
 # --- truncation is bootstrapped, termination is not ---------------------------------------------
 def test_truncated_steps_bootstrap_from_the_final_observation():
     # Reward 1 forever, truncated every 5 steps: V = 1 / (1 - 0.9) = 10. Treating the truncation
@@ -149,6 +158,7 @@ def test_truncated_steps_bootstrap_from_the_final_observation():
     assert value == pytest.approx(10.0, rel=0.1)
 
 
+@pytest.mark.slow
 # --- recurrent policy ---------------------------------------------------------------------------
 def test_gru_policy_solves_memory_chain_where_feed_forward_cannot():
     # MemoryChain shows a context bit only at the first step and rewards +1/-1 for recalling it
@@ -166,6 +176,7 @@ def test_gru_policy_solves_memory_chain_where_feed_forward_cannot():
     assert abs(finals[False].mean()) <= 0.25, finals
 
 
+@pytest.mark.slow
 def test_gru_hidden_state_is_reset_at_episode_start():
     from jaxrl_suite.networks import ResettableGRU
 
@@ -232,6 +243,7 @@ def test_unsupported_spaces_are_refused():
         ppo.make_train(ppo.Config(), env, env.default_params)
 
 
+@pytest.mark.slow
 # --- grid observations (the maze) ---------------------------------------------------------------
 def test_grid_encoder_runs_on_the_maze_and_vmap_equals_separate_runs():
     """Dict observations through the grid encoder and a GRU: uint8 images kept in the rollout,

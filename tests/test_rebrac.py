@@ -112,6 +112,7 @@ def test_presets():
     assert not config.normalize_observations
 
 
+@pytest.mark.slow
 # --- seeds ----------------------------------------------------------------------------------------
 def test_vmapped_seeds_equal_separate_runs(env):
     config = rebrac.Config(dataset="random", total_updates=8, eval_interval=4, batch_size=32,

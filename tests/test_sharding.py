@@ -12,6 +12,7 @@ import sys
 import textwrap
 
 import jax
+import pytest
 
 from jaxrl_suite.sharding import seed_mesh, shard_seeds, use_all_cpu_cores
 
@@ -54,6 +55,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_seed_sharded_run_resumes_bit_for_bit_and_matches_one_device(tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
            "JAX_PLATFORMS": "cpu"}

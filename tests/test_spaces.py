@@ -21,6 +21,7 @@ def test_discrete_samples_are_contained(n, seed):
     assert bool(space.contains(x))
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(
     low=st.floats(-100, 100),

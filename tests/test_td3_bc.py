@@ -93,6 +93,7 @@ def test_presets():
         td3_bc.preset_config("no-such-preset")
 
 
+@pytest.mark.slow
 def test_vmapped_seeds_equal_separate_runs(env):
     train = td3_bc.make_train(tiny_config(), *env, dataset=tiny_dataset())
     keys = jax.random.split(jax.random.key(3), 2)

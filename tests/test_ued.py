@@ -81,6 +81,7 @@ def played_levels(train: ued.UEDTrain, state: ued.UEDState):
     return jax.vmap(train.ued["learner"].env.level_of)(state.env_state)
 
 
+@pytest.mark.slow
 # --- the level sampler inside the algorithm ------------------------------------------------------
 def test_replay_trains_on_the_levels_the_sampler_drew():
     train = tiny_train("robust_plr", replay_probability=1.0, minimum_fill=0.25)
@@ -102,10 +103,15 @@ def test_replay_trains_on_the_levels_the_sampler_drew():
     assert float(metrics["replay_fraction"]) == 1.0
 
 
+@pytest.mark.slow
 def test_robust_plr_only_scores_new_levels_without_learning():
-    train = tiny_train("robust_plr", replay_probability=0.0)
+    # The replay test's config (its compiled round is shared): from an empty buffer, below
+    # minimum_fill, the round plays new levels.
+    overrides = dict(replay_probability=1.0, minimum_fill=0.25)
+    train = tiny_train("robust_plr", **overrides)
     state = initial_state(train)
-    new_state, metrics = jitted_round("robust_plr", replay_probability=0.0)(state)
+    assert int(state.buffer.size) == 0
+    new_state, metrics = jitted_round("robust_plr", **overrides)(state)
     assert int(new_state.last_kind) == ued.NEW
     assert int(new_state.buffer.size) == TINY["num_envs"]  # every new level scored and buffered
     sampler = train.ued["sampler"]
@@ -118,6 +124,7 @@ def test_robust_plr_only_scores_new_levels_without_learning():
     assert np.isnan(float(metrics["policy_loss"]))
 
 
+@pytest.mark.slow
 def test_plr_learns_from_new_levels_too():
     train = tiny_train("plr", replay_probability=0.0)
     state = initial_state(train)
@@ -127,6 +134,7 @@ def test_plr_learns_from_new_levels_too():
     assert any(jax.tree.leaves(changed))
 
 
+@pytest.mark.slow
 def test_accel_mutates_the_replayed_levels_into_the_buffer():
     overrides = dict(replay_probability=1.0, minimum_fill=0.25, num_edits=2)
     train = tiny_train("accel", **overrides)
@@ -169,6 +177,7 @@ def test_completed_episode_returns_and_paired_regret_by_hand():
     np.testing.assert_allclose(regret, [0.25, 0.3], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_paired_round_builds_valid_levels_and_rewards_the_adversary_with_regret():
     overrides = dict(num_steps=50)  # at least the 50-step episode limit
     train = tiny_train("paired", **overrides)
@@ -203,20 +212,26 @@ LEARNING = dict(method="robust_plr", num_envs=16, num_steps=64, eval_interval=10
 
 @pytest.mark.slow
 def test_robust_plr_learns_to_solve_a_held_out_7x7_level():
-    """robust PLR on 7x7 mazes with 5 random walls, 164k student steps (about 20 s on 2 CPU
-    cores): the held-out solve rate (32 sampled episodes) reaches 0.8, from about 0.06 for a
-    random policy. Measured over 4 seeds: 3 reach 1.0, the fourth 0.94 (its last evaluation
-    dropped again: the small student is unstable at this learning rate)."""
+    """robust PLR on 7x7 mazes with 5 random walls, 164k student steps in 16 logged updates
+    (13 to 18 s on 2 CPU cores once compiled; compiling takes longer): the held-out solve rate
+    (32 sampled episodes per evaluation) averaged over the last 4 evaluations reaches 0.5.
+
+    Measured: the untrained student solves the room 0.09 of the time (4 initial seeds, 8
+    evaluations each: means 0.086 to 0.094, single evaluations 0 to 0.19). Trained with this
+    test's key 0: 0.09 at the first evaluation, 1.0 from the third on but for three 0.97s; the
+    last 4 average 0.98. Keys 1, 2, 3: 0.65, 1.0 and 0.98 (key 1's student collapses to 0 in
+    mid-run and recovers to 0.94 by the end: the small student is unstable at this rate)."""
     train = ued.make_train(ued.Config(**LEARNING), MAZE, MAZE_PARAMS,
                            eval_levels=stack_levels([HELD_OUT]), eval_level_names=["room"])
     result = jax.jit(train)(jax.random.key(0))
     solve_rate = np.asarray(result.metrics["heldout/solve_rate"])
     print("held-out solve rate per logged update:", np.round(solve_rate, 2))
     assert solve_rate[0] < 0.5
-    assert solve_rate.max() >= 0.8
+    assert solve_rate[-4:].mean() >= 0.5, solve_rate
     np.testing.assert_array_equal(solve_rate, result.metrics["heldout/solve_rate/room"])
 
 
+@pytest.mark.slow
 # --- seeds, truncation ---------------------------------------------------------------------------
 def test_vmap_over_seeds_matches_separate_runs():
     train = tiny_train("accel", minimum_fill=0.25)
@@ -233,6 +248,7 @@ def test_vmap_over_seeds_matches_separate_runs():
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_truncated_steps_bootstrap_from_the_final_observation():
     """With a 6-step episode limit, a rollout truncates; at a truncated step the GAE target is
     ``r + gamma V(final observation)`` (a terminated step's is ``r``)."""
@@ -264,6 +280,7 @@ def test_truncated_steps_bootstrap_from_the_final_observation():
                                    np.asarray(trajectory.reward)[terminated], rtol=1e-5)
 
 
+@pytest.mark.slow
 # --- any level env -------------------------------------------------------------------------------
 def test_plr_runs_on_param_levels_over_cartpole():
     import jaxrl_suite
