@@ -21,11 +21,13 @@ $(STAMP): pyproject.toml
 # program (tests/test_offpolicy.py's SAC smoke test; reproduced twice, never in smaller runs).
 # The two processes run at once: compiling takes most of the time and uses about one core, so
 # on 2 cores this nearly halves the wall time. The side process's log is printed when both end.
-# The offline RL tests (Pendulum datasets, collected once per process) join the conformance
-# process, which balances the two: each takes about as long as the other.
+# The offline RL tests (Pendulum datasets, collected once per process) and the core-contract
+# tests (optimisers, objectives, vector rewards) join the conformance process, which balances
+# the two: each takes about as long as the other.
 SIDE_TESTS := tests/test_conformance.py tests/test_datasets.py tests/test_collect.py \
 	tests/test_offline.py tests/test_iql.py tests/test_td3_bc.py tests/test_cql.py \
-	tests/test_rebrac.py
+	tests/test_rebrac.py tests/test_contracts.py tests/test_vector_rewards.py \
+	tests/test_optim.py
 
 # $(call run_tests,PYTEST_OPTIONS): ruff, then pytest over SIDE_TESTS and over the rest, at once.
 define run_tests

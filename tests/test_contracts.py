@@ -50,6 +50,7 @@ def test_a_transformation_that_ascends_is_refused_before_compiling():
         ppo.make_train(ppo.Config(**TINY), env, params, optimizer="adam")
 
 
+@pytest.mark.slow
 def test_a_complete_optax_optimiser_equal_to_the_default_gives_the_default_run():
     """PPO's default is clip -> Adam -> -rate, annealed per update; the same chain written with
     optax's own pieces and passed in gives the same run (round-off aside: optax's schedule is
@@ -82,6 +83,7 @@ def test_optax_adam_trains_cartpole_as_the_default_does():
 
 
 # --- the objective and the loss assembly -------------------------------------------------------
+@pytest.mark.slow
 def test_an_objective_recomputing_the_clipped_surrogate_reproduces_ppo_bit_for_bit():
     def my_surrogate(inputs: objectives.ObjectiveInputs) -> jax.Array:
         epsilon = inputs.hparams.clip_epsilon
@@ -96,6 +98,7 @@ def test_an_objective_recomputing_the_clipped_surrogate_reproduces_ppo_bit_for_b
     assert leaves_equal(mine.metrics, tiny_cartpole_default().metrics)
 
 
+@pytest.mark.slow
 def test_the_objective_sees_the_training_progress_from_0_to_1():
     """A TA-LPO-style objective reads ``progress``; an assembly reports it as a diagnostic."""
     seen_by_objective = []
@@ -138,6 +141,7 @@ def test_a2c_preset_learns_cartpole():
 
 
 # --- traced env params -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_vmap_over_env_params_equals_separate_runs():
     env, params = cartpole()
     train = ppo.make_train(ppo.Config(**TINY), env, params)
@@ -223,6 +227,7 @@ def test_outer_gradient_of_the_return_matches_a_central_finite_difference():
     np.testing.assert_allclose(float(remat(theta)), float(gradient), rtol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [True, False])
 def test_rollout_data_carries_no_gradient_unless_asked(stop):
     env, params = point_mass()
@@ -247,6 +252,7 @@ def test_rollout_data_carries_no_gradient_unless_asked(stop):
 
 
 # --- the harness runs any Train ------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_harness_runs_a_prebuilt_train_resumes_it_and_fingerprints_its_hparams(tmp_path):
     """A ``Train`` built in Python (here PPO with its own objective and a 2-member population
     of ``meta`` values) gets a run folder, checkpoints and an exact resume; resuming with

@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxrl_suite.algos import ued
 from tests.test_ued import MAZE, MAZE_PARAMS, initial_state, jitted_round, tiny_train
@@ -17,6 +18,7 @@ from tests.test_ued import MAZE, MAZE_PARAMS, initial_state, jitted_round, tiny_
 SETTINGS = dict(replay_probability=1.0, minimum_fill=0.5)
 
 
+@pytest.mark.slow
 def test_new_levels_bring_their_best_return_and_replays_keep_the_historical_maximum():
     train = tiny_train("robust_plr", **SETTINGS)
     sampler = train.ued["sampler"]

@@ -108,6 +108,7 @@ def trained_over_preferences():
     return train, jax.jit(jax.vmap(train))(keys, hparams)
 
 
+@pytest.mark.slow
 def test_ppo_has_one_value_per_objective_and_equal_default_weights():
     train, result = trained_over_preferences()
     np.testing.assert_allclose(train.default_hparams.preference, [0.5, 0.5])
@@ -116,6 +117,7 @@ def test_ppo_has_one_value_per_objective_and_equal_default_weights():
     assert result.metrics["episode_return"].shape == (2, 60, 2)  # (preferences, updates, k)
 
 
+@pytest.mark.slow
 def test_a_vmap_over_preferences_trains_a_set_of_different_policies():
     _, result = trained_over_preferences()
     final = np.nanmean(np.asarray(result.metrics["episode_return"])[:, -10:], axis=1)
@@ -124,6 +126,7 @@ def test_a_vmap_over_preferences_trains_a_set_of_different_policies():
     assert final[1, 1] > 4.5 and final[1, 0] < 0.5, final
 
 
+@pytest.mark.slow
 def test_the_harness_writes_per_objective_columns_plot_and_evaluation(tmp_path):
     from jaxrl_suite.harness import RunOptions, run_training
 
