@@ -68,10 +68,6 @@ class AlgorithmSpec:
         return preset_config_from(self.config, self.presets, self.preset_by_env, self.title,
                                   env_id_or_preset, overrides)
 
-    def preset_name_for(self, env_id: str) -> str | None:
-        """The preset used by default for ``env_id`` (None when it has none)."""
-        return self.preset_by_env.get(env_id)
-
     def main(self, argv: Sequence[str] | None = None) -> int:
         """``python algos/NAME.py --env ID --seeds 4``: the same as ``jaxrl train NAME``."""
         from jaxrl_suite.harness import algorithm_main
