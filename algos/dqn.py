@@ -60,7 +60,6 @@ __all__ = ["Config", "Hyperparams", "DQNState", "PRESETS", "make_train", "preset
            "q_learning_target", "main"]
 
 
-
 # --- configuration ------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Config:

@@ -38,7 +38,6 @@ from jaxrl_suite import optim, spaces
 from jaxrl_suite.algorithms import AlgorithmSpec
 from jaxrl_suite.buffers import ReplayBuffer, Transition
 from jaxrl_suite.configs import (
-    default_adam,
     hyperparams_from_config,
     require_box_observation,
     require_hidden_sizes,
@@ -67,7 +66,6 @@ from jaxrl_suite.wrappers import auto_reset_env, finished_episode_metrics
 
 __all__ = ["Config", "Hyperparams", "SACState", "PRESETS", "make_train", "preset_config",
            "soft_td_target", "main"]
-
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -333,9 +331,9 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
     collector = ExperienceCollector(env, env_params, buffer)
     default_hparams = Hyperparams.from_config(config)
     optimizers = optim.resolve_optimizers(optimizer, {
-        "actor": default_adam(config, "actor_learning_rate"),
-        "critic": default_adam(config, "critic_learning_rate"),
-        "alpha": default_adam(config, "alpha_learning_rate"),
+        "actor": optim.default_adam(config, "actor_learning_rate"),
+        "critic": optim.default_adam(config, "critic_learning_rate"),
+        "alpha": optim.default_adam(config, "alpha_learning_rate"),
     }, default_hparams, "SAC")
     prefill_steps = -(-config.learning_starts // config.num_envs)
     steps_per_update = config.num_envs * config.train_frequency

@@ -18,13 +18,24 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-__all__ = ["Checkpointer", "config_fingerprint"]
+__all__ = ["Checkpointer", "config_fingerprint", "tree_digest"]
 
 
 def config_fingerprint(record: dict[str, Any]) -> str:
     """A short stable hash of a JSON-able run record (algorithm, env, seeds, config)."""
     text = json.dumps(record, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def tree_digest(tree: Any) -> str:
+    """A short stable hash of a pytree's structure, shapes, dtypes and values (typed PRNG keys
+    by their data): what a run record keeps of given hyperparameters."""
+    digest = hashlib.sha256(str(jax.tree.structure(tree)).encode())
+    for leaf in jax.tree.leaves(_keys_to_data(tree)):
+        array = np.ascontiguousarray(np.asarray(leaf))
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _is_key(leaf: Any) -> bool:

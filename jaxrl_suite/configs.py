@@ -11,10 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from jaxrl_suite import optim, spaces
+from jaxrl_suite import spaces
 
 __all__ = [
-    "default_adam",
     "hyperparams_from_config",
     "preset_config_from",
     "require_box_observation",
@@ -125,13 +124,3 @@ def hyperparams_from_config(hyperparams_type: type, config: Any) -> Any:
     }
     return hyperparams_type(**values)
 
-
-def default_adam(config: Any, rate: str) -> optim.OptimizerFactory:
-    """The default optimiser factory of one network: ``hparams -> optim.adam(hparams.<rate>,
-    eps_root=config.adam_eps_root)`` (Adam's eps 1e-8, no clipping, a constant rate).
-
-    ``rate`` names the ``Hyperparams`` field of that network's learning rate; the factory reads
-    it from the traced hyperparameters, so a ``vmap`` over rates is a sweep.
-    """
-    eps_root = config.adam_eps_root
-    return lambda hparams: optim.adam(getattr(hparams, rate), eps_root=eps_root)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
-import hashlib
 import json
 import math
 import re
@@ -40,7 +39,7 @@ import numpy as np
 
 from jaxrl_suite import sinks as sinks_lib
 from jaxrl_suite.algorithms import AlgorithmSpec, algorithm_spec
-from jaxrl_suite.checkpoints import Checkpointer, config_fingerprint
+from jaxrl_suite.checkpoints import Checkpointer, config_fingerprint, tree_digest
 from jaxrl_suite.evaluation import evaluate
 from jaxrl_suite.registry import make
 from jaxrl_suite.sharding import shard_seeds, use_all_cpu_cores
@@ -127,18 +126,6 @@ def _run_record(algo: str, config: Any, options: RunOptions, hparams: Any = None
         record["hparams"] = tree_digest(hparams)
     return record
 
-
-def tree_digest(tree: Any) -> str:
-    """A short hash of a pytree's structure, shapes, dtypes and values (typed PRNG keys by
-    their data)."""
-    digest = hashlib.sha256(str(jax.tree.structure(tree)).encode())
-    for leaf in jax.tree.leaves(tree):
-        if jax.dtypes.issubdtype(getattr(leaf, "dtype", np.float32), jax.dtypes.prng_key):
-            leaf = jax.random.key_data(leaf)
-        array = np.asarray(leaf)
-        digest.update(f"{array.shape}{array.dtype}".encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()[:16]
 
 
 def _new_run_dir(algo: str, options: RunOptions) -> Path:

@@ -36,6 +36,7 @@ __all__ = [
     "apply_gradient",
     "check_descends",
     "clip_by_global_norm",
+    "default_adam",
     "linear_decay",
     "resolve_optimizer",
     "resolve_optimizers",
@@ -75,6 +76,17 @@ def adam(
     parts.append(optax.scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root))
     parts.append(optax.scale_by_learning_rate(learning_rate))
     return optax.chain(*parts)
+
+
+def default_adam(config: Any, rate: str) -> OptimizerFactory:
+    """The default optimiser factory of one network: ``hparams -> adam(hparams.<rate>,
+    eps_root=config.adam_eps_root)`` (Adam's eps 1e-8, no clipping, a constant rate).
+
+    ``rate`` names the ``Hyperparams`` field of that network's learning rate; the factory reads
+    it from the traced hyperparameters, so a ``vmap`` over rates is a sweep.
+    """
+    eps_root = config.adam_eps_root
+    return lambda hparams: adam(getattr(hparams, rate), eps_root=eps_root)
 
 
 def clip_by_global_norm(max_norm: float | jax.Array) -> optax.GradientTransformation:

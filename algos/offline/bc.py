@@ -26,7 +26,6 @@ from jaxrl_suite import optim
 from jaxrl_suite.algorithms import AlgorithmSpec
 from jaxrl_suite.buffers import Transition
 from jaxrl_suite.configs import (
-    default_adam,
     hyperparams_from_config,
     require_hidden_sizes,
     require_positive,
@@ -45,7 +44,6 @@ from jaxrl_suite.training import Train
 
 __all__ = ["Config", "Hyperparams", "PRESETS", "make_train", "preset_config", "main",
            "write_outputs"]
-
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -103,7 +101,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
     setup = prepare_offline(config, env, env_params, "BC", dataset)
     default_hparams = hyperparams_from_config(Hyperparams, config)
     make_optimizer = optim.resolve_optimizer(
-        optimizer, default_adam(config, "learning_rate"), default_hparams, "BC")
+        optimizer, optim.default_adam(config, "learning_rate"), default_hparams, "BC")
     actor = DeterministicActor(config.hidden_sizes, setup.action_dim, config.activation)
 
     def action_in_bounds(actor_params, observation):

@@ -41,7 +41,6 @@ from jaxrl_suite.algorithms import AlgorithmSpec
 from jaxrl_suite.algos.sac import soft_td_target
 from jaxrl_suite.buffers import Transition
 from jaxrl_suite.configs import (
-    default_adam,
     hyperparams_from_config,
     require_hidden_sizes,
     require_in_unit_interval,
@@ -70,7 +69,6 @@ from jaxrl_suite.training import Train
 
 __all__ = ["Config", "Hyperparams", "Learner", "PRESETS", "make_train", "preset_config",
            "cql_penalty", "tanh_gaussian_log_prob", "main", "write_outputs"]
-
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -257,10 +255,10 @@ def make_train(config: Config, env: Environment, env_params: Any,
     critic = QEnsemble(config.hidden_sizes, config.num_critics, config.activation)
     default_hparams = hyperparams_from_config(Hyperparams, config)
     optimizers = optim.resolve_optimizers(optimizer, {
-        "actor": default_adam(config, "actor_learning_rate"),
-        "critic": default_adam(config, "critic_learning_rate"),
-        "alpha": default_adam(config, "alpha_learning_rate"),
-        "lagrange": default_adam(config, "lagrange_learning_rate"),
+        "actor": optim.default_adam(config, "actor_learning_rate"),
+        "critic": optim.default_adam(config, "critic_learning_rate"),
+        "alpha": optim.default_adam(config, "alpha_learning_rate"),
+        "lagrange": optim.default_adam(config, "lagrange_learning_rate"),
     }, default_hparams, "CQL")
     num_samples = config.cql_num_actions
     uniform_log_density = -action_dim * math.log(2.0)  # uniform on [-1, 1]^d

@@ -44,7 +44,6 @@ from jaxrl_suite import optim
 from jaxrl_suite.algorithms import AlgorithmSpec
 from jaxrl_suite.buffers import Transition
 from jaxrl_suite.configs import (
-    default_adam,
     hyperparams_from_config,
     require_hidden_sizes,
     require_in_unit_interval,
@@ -73,7 +72,6 @@ from jaxrl_suite.training import Train
 
 __all__ = ["Config", "Hyperparams", "PRESETS", "make_train", "preset_config", "expectile_loss",
            "advantage_weights", "q_target", "reward_scale", "main", "write_outputs"]
-
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -250,8 +248,8 @@ def make_train(config: Config, env: Environment, env_params: Any,
     default_hparams = hyperparams_from_config(Hyperparams, config)
     optimizers = optim.resolve_optimizers(optimizer, {
         "actor": actor_optimizer(config),
-        "critic": default_adam(config, "critic_learning_rate"),
-        "value": default_adam(config, "value_learning_rate"),
+        "critic": optim.default_adam(config, "critic_learning_rate"),
+        "value": optim.default_adam(config, "value_learning_rate"),
     }, default_hparams, "IQL")
 
     def policy(actor_params, observation):

@@ -42,7 +42,6 @@ from jaxrl_suite import optim
 from jaxrl_suite.algorithms import AlgorithmSpec
 from jaxrl_suite.buffers import Transition
 from jaxrl_suite.configs import (
-    default_adam,
     hyperparams_from_config,
     require_hidden_sizes,
     require_in_unit_interval,
@@ -70,7 +69,6 @@ from jaxrl_suite.training import Train
 
 __all__ = ["Config", "Hyperparams", "Learner", "PRESETS", "make_train", "preset_config",
            "rebrac_target", "next_actions", "with_next_actions", "main", "write_outputs"]
-
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -297,8 +295,8 @@ def make_train(config: Config, env: Environment, env_params: Any,
                        layer_norm=config.critic_layer_norm)
     default_hparams = hyperparams_from_config(Hyperparams, config)
     optimizers = optim.resolve_optimizers(optimizer, {
-        "actor": default_adam(config, "actor_learning_rate"),
-        "critic": default_adam(config, "critic_learning_rate"),
+        "actor": optim.default_adam(config, "actor_learning_rate"),
+        "critic": optim.default_adam(config, "critic_learning_rate"),
     }, default_hparams, "ReBRAC")
 
     def to_unit(action):  # env units -> [-1, 1]

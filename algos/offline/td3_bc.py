@@ -40,7 +40,6 @@ from jaxrl_suite.algorithms import AlgorithmSpec
 from jaxrl_suite.algos.td3 import td3_target
 from jaxrl_suite.buffers import Transition
 from jaxrl_suite.configs import (
-    default_adam,
     hyperparams_from_config,
     require_hidden_sizes,
     require_in_unit_interval,
@@ -68,7 +67,6 @@ from jaxrl_suite.training import Train
 
 __all__ = ["Config", "Hyperparams", "PRESETS", "make_train", "preset_config", "td_target",
            "td3_bc_actor_loss", "main", "write_outputs"]
-
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -194,8 +192,8 @@ def make_train(config: Config, env: Environment, env_params: Any,
     critic = QEnsemble(config.hidden_sizes, config.num_critics, config.activation)
     default_hparams = hyperparams_from_config(Hyperparams, config)
     optimizers = optim.resolve_optimizers(optimizer, {
-        "actor": default_adam(config, "actor_learning_rate"),
-        "critic": default_adam(config, "critic_learning_rate"),
+        "actor": optim.default_adam(config, "actor_learning_rate"),
+        "critic": optim.default_adam(config, "critic_learning_rate"),
     }, default_hparams, "TD3+BC")
 
     def policy(actor_params, observation):
