@@ -32,11 +32,20 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxrl_suite import optim, spaces
-from jaxrl_suite.advantages import n_step_returns
-from jaxrl_suite.algorithms import AlgorithmSpec
-from jaxrl_suite.buffers import PrioritizedReplayBuffer, ReplayBuffer
-from jaxrl_suite.configs import (
+from jaxrl_suite.env import spaces
+from jaxrl_suite.env.environment import Environment
+from jaxrl_suite.env.wrappers import auto_reset_env, finished_episode_metrics
+from jaxrl_suite.learn import optim
+from jaxrl_suite.learn.advantages import n_step_returns
+from jaxrl_suite.learn.buffers import PrioritizedReplayBuffer, ReplayBuffer
+from jaxrl_suite.learn.experience import (
+    Experience,
+    ExperienceCollector,
+    validate_replay_schedule,
+)
+from jaxrl_suite.learn.networks import QNetwork, activation_by_name
+from jaxrl_suite.run.algorithms import AlgorithmSpec
+from jaxrl_suite.run.configs import (
     hyperparams_from_config,
     require_box_observation,
     require_hidden_sizes,
@@ -45,16 +54,8 @@ from jaxrl_suite.configs import (
     require_positive,
     require_positive_ints,
 )
-from jaxrl_suite.environment import Environment
-from jaxrl_suite.evaluation import Policy
-from jaxrl_suite.networks import QNetwork, activation_by_name
-from jaxrl_suite.offpolicy import (
-    Experience,
-    ExperienceCollector,
-    validate_replay_schedule,
-)
-from jaxrl_suite.training import Train
-from jaxrl_suite.wrappers import auto_reset_env, finished_episode_metrics
+from jaxrl_suite.run.evaluation import Policy
+from jaxrl_suite.run.training import Train
 
 __all__ = ["Config", "Hyperparams", "DQNState", "PRESETS", "make_train", "preset_config",
            "q_learning_target", "main"]
@@ -264,7 +265,7 @@ def default_optimizer(config: Config, num_updates: int) -> optim.OptimizerFactor
 def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any = None) -> Train:
     """Build DQN's pure training run for ``env`` (checked first; see ``Config``).
 
-    ``optimizer`` follows ``jaxrl_suite.optim``: None for the default chain (clipping at
+    ``optimizer`` follows ``jaxrl_suite.learn.optim``: None for the default chain (clipping at
     ``max_grad_norm``, Adam, ``learning_rate`` with ``anneal_lr``); an optax optimiser, used as
     it is (its own rate and clipping: those three settings then do not apply); or a factory
     ``hparams -> optimiser``, built inside the compiled run from the traced ``Hyperparams``.

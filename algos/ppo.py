@@ -37,39 +37,9 @@ import numpy as np
 import optax
 from flax import struct
 
-from jaxrl_suite import optim, spaces
-from jaxrl_suite.advantages import generalized_advantages
-from jaxrl_suite.algorithms import AlgorithmSpec
-from jaxrl_suite.configs import (
-    hyperparams_from_config,
-    require_box_observation,
-    require_hidden_sizes,
-    require_in_unit_interval,
-    require_non_negative,
-    require_positive,
-    require_positive_ints,
-)
-from jaxrl_suite.environment import Environment
-from jaxrl_suite.evaluation import Policy
-from jaxrl_suite.networks import (
-    MLP,
-    GaussianActor,
-    GridEncoder,
-    ResettableGRU,
-    activation_by_name,
-)
-from jaxrl_suite.objectives import (
-    LossAssembly,
-    ObjectiveInputs,
-    PolicyObjective,
-    Scalarization,
-    actor_critic_loss,
-    clipped_surrogate,
-    linear_scalarization,
-    policy_objective_by_name,
-)
-from jaxrl_suite.training import Train, TrainResult
-from jaxrl_suite.wrappers import (
+from jaxrl_suite.env import spaces
+from jaxrl_suite.env.environment import Environment
+from jaxrl_suite.env.wrappers import (
     ClipAction,
     NormalizeObservation,
     NormalizeObservationState,
@@ -79,6 +49,37 @@ from jaxrl_suite.wrappers import (
     finished_episode_metrics,
     reward_shape,
 )
+from jaxrl_suite.learn import optim
+from jaxrl_suite.learn.advantages import generalized_advantages
+from jaxrl_suite.learn.networks import (
+    MLP,
+    GaussianActor,
+    GridEncoder,
+    ResettableGRU,
+    activation_by_name,
+)
+from jaxrl_suite.learn.objectives import (
+    LossAssembly,
+    ObjectiveInputs,
+    PolicyObjective,
+    Scalarization,
+    actor_critic_loss,
+    clipped_surrogate,
+    linear_scalarization,
+    policy_objective_by_name,
+)
+from jaxrl_suite.run.algorithms import AlgorithmSpec
+from jaxrl_suite.run.configs import (
+    hyperparams_from_config,
+    require_box_observation,
+    require_hidden_sizes,
+    require_in_unit_interval,
+    require_non_negative,
+    require_positive,
+    require_positive_ints,
+)
+from jaxrl_suite.run.evaluation import Policy
+from jaxrl_suite.run.training import Train, TrainResult
 
 __all__ = [
     "Config",
@@ -430,7 +431,7 @@ def network_input(observation: Any) -> Any:
 
 # --- training state -----------------------------------------------------------------------------
 @struct.dataclass
-class Transition:
+class RolloutStep:
     """One rollout step for all envs; stacked by the scan to ``(num_steps, num_envs, ...)``."""
 
     observation: jax.Array
@@ -652,13 +653,13 @@ def make_learner(
         else:
             value = next_value = None  # computed for the whole rollout at once in update()
         done = jnp.logical_or(terminated, truncated)
-        transition = Transition(
+        rollout_step = RolloutStep(
             observation, episode_start, action, log_prob, value, next_value, final_observation,
             reward.astype(jnp.float32), terminated, truncated, info["episode_return"],
             info["episode_length"], info["returned_episode"],
         )
         carry = (env_state, network_input(next_observation), done, hidden)
-        return carry, transition
+        return carry, rollout_step
 
     # --- losses
     def loss_fn(params, hparams: Hyperparams, batch: dict[str, jax.Array], progress,

@@ -34,10 +34,26 @@ import numpy as np
 import optax
 from flax import struct
 
-from jaxrl_suite import optim, spaces
-from jaxrl_suite.algorithms import AlgorithmSpec
-from jaxrl_suite.buffers import ReplayBuffer, Transition
-from jaxrl_suite.configs import (
+from jaxrl_suite.env import spaces
+from jaxrl_suite.env.environment import Environment
+from jaxrl_suite.env.wrappers import auto_reset_env, finished_episode_metrics
+from jaxrl_suite.learn import optim
+from jaxrl_suite.learn.buffers import ReplayBuffer, Transition
+from jaxrl_suite.learn.experience import (
+    Experience,
+    ExperienceCollector,
+    validate_replay_schedule,
+)
+from jaxrl_suite.learn.networks import (
+    MLP,
+    QEnsemble,
+    TanhGaussianActor,
+    activation_by_name,
+    scale_to_bounds,
+    tanh_gaussian_sample,
+)
+from jaxrl_suite.run.algorithms import AlgorithmSpec
+from jaxrl_suite.run.configs import (
     hyperparams_from_config,
     require_box_observation,
     require_hidden_sizes,
@@ -46,23 +62,8 @@ from jaxrl_suite.configs import (
     require_positive,
     require_positive_ints,
 )
-from jaxrl_suite.environment import Environment
-from jaxrl_suite.evaluation import Policy
-from jaxrl_suite.networks import (
-    MLP,
-    QEnsemble,
-    TanhGaussianActor,
-    activation_by_name,
-    scale_to_bounds,
-    tanh_gaussian_sample,
-)
-from jaxrl_suite.offpolicy import (
-    Experience,
-    ExperienceCollector,
-    validate_replay_schedule,
-)
-from jaxrl_suite.training import Train
-from jaxrl_suite.wrappers import auto_reset_env, finished_episode_metrics
+from jaxrl_suite.run.evaluation import Policy
+from jaxrl_suite.run.training import Train
 
 __all__ = ["Config", "Hyperparams", "SACState", "PRESETS", "make_train", "preset_config",
            "soft_td_target", "main"]
@@ -310,7 +311,7 @@ def soft_td_target(
 def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any = None) -> Train:
     """Build SAC's pure training run for ``env`` (checked first; see ``Config``).
 
-    ``optimizer`` follows ``jaxrl_suite.optim``. One serves all three networks, each with its
+    ``optimizer`` follows ``jaxrl_suite.learn.optim``. One serves all three networks, each with its
     own state, or a dict names some of ``"actor"``, ``"critic"`` and ``"alpha"`` (log alpha,
     stepped only with ``autotune_alpha``). Each is None for Adam at that network's
     ``*_learning_rate``, an optax optimiser used as it is (its own rate: the config's then

@@ -33,10 +33,24 @@ import numpy as np
 import optax
 from flax import struct
 
-from jaxrl_suite import optim, spaces
-from jaxrl_suite.algorithms import AlgorithmSpec
-from jaxrl_suite.buffers import ReplayBuffer, Transition
-from jaxrl_suite.configs import (
+from jaxrl_suite.env import spaces
+from jaxrl_suite.env.environment import Environment
+from jaxrl_suite.env.wrappers import auto_reset_env, finished_episode_metrics
+from jaxrl_suite.learn import optim
+from jaxrl_suite.learn.buffers import ReplayBuffer, Transition
+from jaxrl_suite.learn.experience import (
+    Experience,
+    ExperienceCollector,
+    validate_replay_schedule,
+)
+from jaxrl_suite.learn.networks import (
+    DeterministicActor,
+    QEnsemble,
+    activation_by_name,
+    scale_to_bounds,
+)
+from jaxrl_suite.run.algorithms import AlgorithmSpec
+from jaxrl_suite.run.configs import (
     hyperparams_from_config,
     require_box_observation,
     require_hidden_sizes,
@@ -45,16 +59,8 @@ from jaxrl_suite.configs import (
     require_positive,
     require_positive_ints,
 )
-from jaxrl_suite.environment import Environment
-from jaxrl_suite.evaluation import Policy
-from jaxrl_suite.networks import DeterministicActor, QEnsemble, activation_by_name, scale_to_bounds
-from jaxrl_suite.offpolicy import (
-    Experience,
-    ExperienceCollector,
-    validate_replay_schedule,
-)
-from jaxrl_suite.training import Train
-from jaxrl_suite.wrappers import auto_reset_env, finished_episode_metrics
+from jaxrl_suite.run.evaluation import Policy
+from jaxrl_suite.run.training import Train
 
 __all__ = ["Config", "Hyperparams", "TD3State", "PRESETS", "make_train", "preset_config",
            "td3_target", "main"]
@@ -219,7 +225,7 @@ def td3_target(
 def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any = None) -> Train:
     """Build TD3's pure training run for ``env`` (checked first; see ``Config``).
 
-    ``optimizer`` follows ``jaxrl_suite.optim``: for both networks, or a dict by network
+    ``optimizer`` follows ``jaxrl_suite.learn.optim``: for both networks, or a dict by network
     (``{"actor": ..., "critic": ...}``, either left out keeps its default), None for Adam at
     ``actor_learning_rate`` and ``critic_learning_rate``, an optax optimiser used as it is (with
     its own rate: the config's rates then do not apply), or a factory ``hparams ->

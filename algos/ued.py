@@ -51,19 +51,19 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxrl_suite import level_scores
-from jaxrl_suite.algorithms import AlgorithmSpec
-from jaxrl_suite.configs import (
+from jaxrl_suite.env.environment import Environment
+from jaxrl_suite.env.levels import AutoReplay, LevelEnvironment
+from jaxrl_suite.env.wrappers import Wrapper, tree_select
+from jaxrl_suite.learn import level_scores
+from jaxrl_suite.learn.level_sampler import LevelBufferState, LevelSampler
+from jaxrl_suite.run.algorithms import AlgorithmSpec
+from jaxrl_suite.run.configs import (
     require_non_negative,
     require_positive,
     require_positive_ints,
 )
-from jaxrl_suite.environment import Environment
-from jaxrl_suite.evaluation import Policy
-from jaxrl_suite.level_sampler import LevelBuffer, LevelSampler
-from jaxrl_suite.levels import AutoReplay, LevelEnvironment
-from jaxrl_suite.training import Train
-from jaxrl_suite.wrappers import Wrapper, tree_select
+from jaxrl_suite.run.evaluation import Policy
+from jaxrl_suite.run.training import Train
 
 from . import ppo
 
@@ -209,7 +209,7 @@ def student_config(config: Config, *, adversary: bool = False,
     )
 
 
-def validate(config: Config) -> None:
+def validate(config: Config, env: Environment, env_params: Any) -> None:
     """Raise a ``ValueError`` naming the bad setting (the student's are checked by PPO)."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a ued.Config; got {type(config).__name__}.")
@@ -297,7 +297,7 @@ class UEDState:
 
     params: Any
     opt_state: Any
-    buffer: LevelBuffer | None
+    buffer: LevelBufferState | None
     last_levels: Any
     last_kind: jax.Array
     last_indices: jax.Array
@@ -353,7 +353,7 @@ def make_train(
         takes them (a learned objective or optimiser trained inside the UED loop; its
         parameters in ``hparams.student.meta``). PAIRED's adversary keeps PPO's own.
     """
-    validate(config)
+    validate(config, env, env_params)
     level_env = level_env_of(env)
     env_params = level_env.resolve_params(env_params)
     method = config.method
@@ -522,7 +522,7 @@ def make_train(
 
     def build_levels(adversary_params, key):
         """One editor episode per env: ``(levels, trajectory)``, the trajectory a
-        ``ppo.Transition`` stack ``(editor.num_steps, num_envs)`` with zero rewards."""
+        ``ppo.RolloutStep`` stack ``(editor.num_steps, num_envs)`` with zero rewards."""
         reset_key, step_key, noise_key = jax.random.split(key, 3)
         observation, editor_state = jax.vmap(editor.reset_env, in_axes=(0, None))(
             jax.random.split(reset_key, num_envs), editor_params)
@@ -540,13 +540,13 @@ def make_train(
                 editor.step_env, in_axes=(0, 0, 0, None))(step_keys, editor_state, action,
                                                           editor_params)
             zeros = jnp.zeros(num_envs, jnp.float32)
-            transition = ppo.Transition(
+            rollout_step = ppo.RolloutStep(
                 adversary_input(observation), observation["time"] == 0, action,
                 distribution.log_prob(action), None, None, adversary_input(next_observation),
                 zeros, terminated, jnp.zeros(num_envs, bool), zeros, zeros,
                 jnp.zeros(num_envs, bool),
             )
-            return (editor_state, next_observation), transition
+            return (editor_state, next_observation), rollout_step
 
         (editor_state, _), trajectory = jax.lax.scan(edit, (editor_state, observation),
                                                      randomness)
@@ -751,7 +751,7 @@ def plot_solve_rate(run_dirs: dict[str, Path] | Path, out: Path) -> Path | None:
     return Path(out)
 
 
-def top_buffer_levels(buffer: LevelBuffer, count: int) -> tuple[Any, np.ndarray]:
+def top_buffer_levels(buffer: LevelBufferState, count: int) -> tuple[Any, np.ndarray]:
     """The ``count`` highest-scoring filled levels of one (unbatched) buffer and their scores."""
     scores = np.where(np.asarray(buffer.filled), np.asarray(buffer.scores), -np.inf)
     order = np.argsort(-scores, kind="stable")[: min(count, int(np.asarray(buffer.filled).sum()))]

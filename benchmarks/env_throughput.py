@@ -23,8 +23,8 @@ import gymnax
 import jax
 
 import jaxrl_suite
-from jaxrl_suite.rollouts import random_rollout
-from jaxrl_suite.wrappers import CachedAutoReset, EpisodeStats
+from jaxrl_suite.env.rollouts import random_rollout
+from jaxrl_suite.env.wrappers import CachedAutoReset, EpisodeStats
 
 ENV_ID = "CartPole-v1"
 STEPS_PER_BENCH = {1: 20_000, 64: 4_000, 1024: 1_000, 8192: 250}

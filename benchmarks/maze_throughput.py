@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl_suite.env.levels import AutoReplay
 from jaxrl_suite.envs.maze import Maze
-from jaxrl_suite.levels import AutoReplay
 
 JAXUED_DIR = Path(__file__).resolve().parent / ".jaxued"
 GRID, VIEW, NUM_WALLS = 13, 5, 25

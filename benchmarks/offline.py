@@ -40,7 +40,7 @@ def ensure_datasets(folder: Path, num_transitions: int, seed: int) -> Path:
     """The Pendulum family in ``folder``, collected first if any kind is missing."""
     if all((folder / f"pendulum-{kind}-v0").exists() for kind in KINDS):
         return folder
-    from jaxrl_suite.collect import collect_datasets
+    from jaxrl_suite.data.collect import collect_datasets
 
     start = time.perf_counter()
     collect_datasets("sac", ENV_ID, KINDS, num_transitions=num_transitions, seed=seed,
@@ -56,8 +56,8 @@ def measure_speed(algorithm: str, seeds: int, dataset_path: Path, steps: int) ->
     import jax
 
     from jaxrl_suite import make
-    from jaxrl_suite.algorithms import load_algorithm
-    from jaxrl_suite.harness import make_chunk_runner
+    from jaxrl_suite.run.algorithms import load_algorithm
+    from jaxrl_suite.run.harness import make_chunk_runner
 
     module = load_algorithm(algorithm)
     config = module.preset_config(ENV_ID, dataset=str(dataset_path), batch_size=256,
@@ -90,8 +90,8 @@ def run_scores(algorithm: str, kind: str, seeds: int, folder: Path,
     import numpy as np
 
     from jaxrl_suite import make
-    from jaxrl_suite.algorithms import load_algorithm
-    from jaxrl_suite.datasets import behaviour_score, load_dataset
+    from jaxrl_suite.data.datasets import behaviour_score, load_dataset
+    from jaxrl_suite.run.algorithms import load_algorithm
 
     module = load_algorithm(algorithm)
     dataset_path = folder / f"pendulum-{kind}-v0"

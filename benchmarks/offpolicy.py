@@ -12,7 +12,7 @@ separately and prints both sides, the ratios ours / rejax and the final returns.
 
 Evaluation is part of the timed run on both sides: rejax is set to ``eval_freq =
 total_timesteps`` with ``skip_initial_evaluation``, so it runs exactly one evaluation of 128
-episodes at the end; ours runs ``train`` then ``jaxrl_suite.evaluation.evaluate`` of 128
+episodes at the end; ours runs ``train`` then ``jaxrl_suite.run.evaluation.evaluate`` of 128
 deterministic episodes on the unwrapped env inside the same jitted function.
 
 rejax 0.1.3 needs ``gymnax<1``, so it runs in its own virtualenv, in a subprocess
@@ -38,7 +38,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from jaxrl_suite.sharding import seed_mesh, shard_seeds, use_all_cpu_cores
+from jaxrl_suite.run.sharding import seed_mesh, shard_seeds, use_all_cpu_cores
 
 use_all_cpu_cores()  # one XLA device per core, as the jaxrl command does (before JAX starts)
 
@@ -46,8 +46,8 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jaxrl_suite  # noqa: E402
-from jaxrl_suite import spaces  # noqa: E402
-from jaxrl_suite.evaluation import evaluate  # noqa: E402
+from jaxrl_suite.env import spaces  # noqa: E402
+from jaxrl_suite.run.evaluation import evaluate  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "rejax_runner.py"

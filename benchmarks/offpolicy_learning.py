@@ -23,7 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 import jaxrl_suite  # noqa: E402
 from jaxrl_suite.algos import dqn, sac, td3  # noqa: E402
-from jaxrl_suite.evaluation import evaluate  # noqa: E402
+from jaxrl_suite.run.evaluation import evaluate  # noqa: E402
 
 RUNS = [
     ("DQN", dqn, "gymnax/CartPole-v1"),

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import purejaxrl_reference as peer  # noqa: E402
 
 import jaxrl_suite  # noqa: E402
-from jaxrl_suite import sinks  # noqa: E402
 from jaxrl_suite.algos import ppo  # noqa: E402
-from jaxrl_suite.harness import _Reporter, make_chunk_runner  # noqa: E402
+from jaxrl_suite.run import sinks  # noqa: E402
+from jaxrl_suite.run.harness import _Reporter, make_chunk_runner  # noqa: E402
 
 
 def timed_compile(function, *args):

@@ -1,4 +1,4 @@
-"""Replay buffer: ours (``jaxrl_suite.buffers``) against flashbax's flat buffer, same machine.
+"""Replay buffer: ours (``jaxrl_suite.learn.buffers``) against flashbax's flat buffer, same machine.
 
     python benchmarks/replay_buffer.py          # flashbax compared when importable
     pip install flashbax                         # (not a project dependency)
@@ -19,7 +19,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from jaxrl_suite.buffers import ReplayBuffer, Transition
+from jaxrl_suite.learn.buffers import ReplayBuffer, Transition
 
 BATCH = 256
 

@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jaxrl_suite.sharding import use_all_cpu_cores
+from jaxrl_suite.run.sharding import use_all_cpu_cores
 
 # Before JAX starts (as `jaxrl train` does): one CPU device per core, so seeds spread over cores.
 use_all_cpu_cores()
@@ -55,7 +55,7 @@ import numpy as np  # noqa: E402
 
 import jaxrl_suite  # noqa: E402
 from jaxrl_suite.algos import ued  # noqa: E402
-from jaxrl_suite.harness import RunOptions, run_training  # noqa: E402
+from jaxrl_suite.run.harness import RunOptions, run_training  # noqa: E402
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dcd_results"
 # The DCD papers' result files: the 25-wall mazes at 250M steps, and ACCEL's only maze file

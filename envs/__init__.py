@@ -4,10 +4,10 @@ Importing this package registers every built-in id with the core registry. Entry
 strings, so nothing heavy (Brax, MuJoCo) is imported until an env is made.
 """
 
+from jaxrl_suite.env.registry import register
 from jaxrl_suite.envs.brax import BRAX_ENV_NAMES, MJX_ENV_NAMES
 from jaxrl_suite.envs.gymnax import PREFIX as _GYMNAX_PREFIX
 from jaxrl_suite.envs.gymnax import gymnax_env_ids
-from jaxrl_suite.registry import register
 
 MAZE_IDS = {
     "maze": ({}, "13x13 maze, 25 random walls, 5x5 egocentric view (JaxUED / DCD papers)"),

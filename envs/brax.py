@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl_suite import spaces
-from jaxrl_suite.environment import Environment, StepOutput
+from jaxrl_suite.env import spaces
+from jaxrl_suite.env.environment import Environment, StepOutput
 
 __all__ = [
     "BraxEnv",

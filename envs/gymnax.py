@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.registration import registered_envs as _gymnax_registered_envs
 
-from jaxrl_suite import spaces
-from jaxrl_suite.environment import Environment, StepOutput
+from jaxrl_suite.env import spaces
+from jaxrl_suite.env.environment import Environment, StepOutput
 
 __all__ = ["GymnaxEnv", "gymnax_env_ids"]
 

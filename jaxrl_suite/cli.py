@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from jaxrl_suite.rollouts import random_rollout
+from jaxrl_suite.env.rollouts import random_rollout
 
 __all__ = ["main"]
 
@@ -81,7 +81,7 @@ def _cmd_rollout(args: argparse.Namespace) -> int:
 
 
 def _cmd_algos(args: argparse.Namespace) -> int:
-    from jaxrl_suite.algorithms import registered_algorithms
+    from jaxrl_suite.run.algorithms import registered_algorithms
 
     for name, description in registered_algorithms().items():
         print(f"{name:12s} {description}")
@@ -89,7 +89,7 @@ def _cmd_algos(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from jaxrl_suite.harness import evaluate_run
+    from jaxrl_suite.run.harness import evaluate_run
 
     result = evaluate_run(args.run_dir, num_episodes=args.episodes, seed=args.seed)
     print(f"{args.run_dir}: checkpoint at update {result['update']}, "
@@ -105,8 +105,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_collect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from jaxrl_suite.collect import collect_datasets
-    from jaxrl_suite.datasets import behaviour_score, datasets_dir, episode_returns
+    from jaxrl_suite.data.collect import collect_datasets
+    from jaxrl_suite.data.datasets import behaviour_score, datasets_dir, episode_returns
 
     out_dir = Path(args.out) if args.out is not None else datasets_dir()
     datasets = collect_datasets(
@@ -131,7 +131,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     registry entry's ``render``): the command line knows no env."""
     from pathlib import Path
 
-    from jaxrl_suite.registry import RenderRequest, env_spec, renderable_envs
+    from jaxrl_suite.env.registry import RenderRequest, env_spec, renderable_envs
 
     try:
         hook = env_spec(args.env).load_render()
@@ -226,8 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(argv: list[str]) -> int:
-    from jaxrl_suite.algorithms import load_algorithm
-    from jaxrl_suite.harness import algorithm_main
+    from jaxrl_suite.run.algorithms import load_algorithm
+    from jaxrl_suite.run.command import algorithm_main
 
     if not argv or argv[0].startswith("-"):
         print("usage: jaxrl train ALGO [--env ID] [--seeds N] [flags]; "

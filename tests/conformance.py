@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxrl_suite
-from jaxrl_suite.wrappers import AutoReset, CachedAutoReset, EpisodeStats
+from jaxrl_suite.env.wrappers import AutoReset, CachedAutoReset, EpisodeStats
 
 NUM_ENVS = 2
 NUM_STEPS = 24

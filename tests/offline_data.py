@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 
-from jaxrl_suite.collect import (
+from jaxrl_suite.data.collect import (
     KINDS,
     AgentRun,
     References,
@@ -21,7 +21,7 @@ from jaxrl_suite.collect import (
     reference_returns,
     train_agent,
 )
-from jaxrl_suite.datasets import Dataset
+from jaxrl_suite.data.datasets import Dataset
 
 ENV_ID = "gymnax/Pendulum-v1"
 ALGORITHM = "sac"

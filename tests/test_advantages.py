@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl_suite.advantages import generalized_advantages
+from jaxrl_suite.learn.advantages import generalized_advantages
 
 GAMMA, LAMBDA = 0.9, 0.5
 

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxrl_suite.advantages import n_step_returns
-from jaxrl_suite.buffers import PrioritizedReplayBuffer, ReplayBuffer, Transition
+from jaxrl_suite.learn.advantages import n_step_returns
+from jaxrl_suite.learn.buffers import PrioritizedReplayBuffer, ReplayBuffer, Transition
 
 GAMMA = 0.9
 ONE_BELOW_ONE = float(np.nextafter(np.float32(1.0), np.float32(0.0)))  # 1 - 2^-24

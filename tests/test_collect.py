@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import jaxrl_suite
-from jaxrl_suite import cli, collect
-from jaxrl_suite.buffers import ReplayBuffer, Transition
-from jaxrl_suite.collect import (
+from jaxrl_suite import cli
+from jaxrl_suite.data import collect
+from jaxrl_suite.data.collect import (
     KINDS,
     concatenate_datasets,
     dataset_name,
@@ -27,7 +27,8 @@ from jaxrl_suite.collect import (
     rollout_dataset,
     write_datasets,
 )
-from jaxrl_suite.datasets import episode_returns, load_minari, normalized_score
+from jaxrl_suite.data.datasets import episode_returns, load_minari, normalized_score
+from jaxrl_suite.learn.buffers import ReplayBuffer, Transition
 from tests.offline_data import pendulum_agent, pendulum_family
 
 N = 10_000  # pendulum_family's default: the offline-RL tests share these rollouts

@@ -60,8 +60,8 @@ def test_spaces_shapes_and_dtypes(env_id: str) -> None:
     raw, _, _ = build_or_skip(env_id)
     obs_space = raw.observation_space(raw.default_params)
     action_space = raw.action_space(raw.default_params)
-    assert isinstance(obs_space, jaxrl_suite.spaces.Space)
-    assert isinstance(action_space, jaxrl_suite.spaces.Space)
+    assert isinstance(obs_space, jaxrl_suite.env.spaces.Space)
+    assert isinstance(action_space, jaxrl_suite.env.spaces.Space)
     for short in (False, True):
         data = C.rollout_data(env_id, short)
         if data is None:
@@ -70,7 +70,7 @@ def test_spaces_shapes_and_dtypes(env_id: str) -> None:
         for name in ("obs0", "obs", "final_observation"):
             batch_ndim = 1 if name == "obs0" else 2
             leaves = jax.tree.leaves(data[name])
-            if isinstance(obs_space, jaxrl_suite.spaces.Box | jaxrl_suite.spaces.Discrete):
+            if isinstance(obs_space, jaxrl_suite.env.spaces.Box | jaxrl_suite.env.spaces.Discrete):
                 (leaf,) = leaves
                 assert leaf.shape == (n, t)[:batch_ndim] + tuple(obs_space.shape), name
                 assert leaf.dtype == obs_space.dtype, (name, leaf.dtype, obs_space.dtype)

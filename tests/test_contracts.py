@@ -17,9 +17,9 @@ import optax
 import pytest
 
 import jaxrl_suite
-from jaxrl_suite import objectives
 from jaxrl_suite.algos import dqn, ppo
-from jaxrl_suite.wrappers import AutoReset, EpisodeStats
+from jaxrl_suite.env.wrappers import AutoReset, EpisodeStats
+from jaxrl_suite.learn import objectives
 from tests.toy_envs import PointMassEnv
 
 TINY = dict(total_steps=3 * 4 * 16, num_envs=4, num_steps=16, update_epochs=2,
@@ -259,8 +259,8 @@ def test_the_harness_runs_a_prebuilt_train_resumes_it_and_fingerprints_its_hpara
     another population is refused."""
     import shutil
 
-    from jaxrl_suite.checkpoints import Checkpointer
-    from jaxrl_suite.harness import RunOptions, run_training
+    from jaxrl_suite.run.checkpoints import Checkpointer
+    from jaxrl_suite.run.harness import RunOptions, run_training
 
     env, params = cartpole()
     train = ppo.make_train(ppo.Config(**{**TINY, "total_steps": 4 * 4 * 16}), env, params,
@@ -287,14 +287,14 @@ def test_the_harness_runs_a_prebuilt_train_resumes_it_and_fingerprints_its_hpara
     other = population.replace(meta=jnp.array([0.0, 2.0], jnp.float32))
     with pytest.raises(ValueError, match="Cannot resume .*hparams"):
         run_training("ppo-meta", options=resume, train=train, hparams=other)
-    with pytest.raises(TypeError, match="train must be a jaxrl_suite.training.Train"):
+    with pytest.raises(TypeError, match="train must be a jaxrl_suite.run.training.Train"):
         run_training("ppo-meta", options=options, train=lambda env, params: "not a train")
 
 
 # --- rendering dispatches through the env's registry entry ---------------------------------------
 def test_jaxrl_render_dispatches_through_the_registry_render_hook(tmp_path, capsys):
     from jaxrl_suite import cli
-    from jaxrl_suite.registry import renderable_envs
+    from jaxrl_suite.env.registry import renderable_envs
 
     assert {"maze", "maze-rooms"} <= set(renderable_envs())
     assert "gymnax/CartPole-v1" not in renderable_envs()
@@ -318,8 +318,8 @@ def test_jaxrl_render_dispatches_through_the_registry_render_hook(tmp_path, caps
 
 # --- one typed description per algorithm -------------------------------------------------------
 def test_every_registered_algorithm_declares_its_spec_and_the_harness_reads_only_that():
-    from jaxrl_suite.algorithms import ALGORITHMS, AlgorithmSpec, algorithm_spec, load_algorithm
-    from jaxrl_suite.harness import RunOptions, run_training
+    from jaxrl_suite.run.algorithms import ALGORITHMS, AlgorithmSpec, algorithm_spec, load_algorithm
+    from jaxrl_suite.run.harness import RunOptions, run_training
 
     for name in ALGORITHMS:
         module = load_algorithm(name)

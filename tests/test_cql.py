@@ -12,8 +12,8 @@ import pytest
 from jaxrl_suite import make
 from jaxrl_suite.algos.offline import cql
 from jaxrl_suite.algos.sac import soft_td_target
-from jaxrl_suite.datasets import TransitionSampler, behaviour_score, make_dataset
-from jaxrl_suite.networks import QEnsemble, tanh_gaussian_sample
+from jaxrl_suite.data.datasets import TransitionSampler, behaviour_score, make_dataset
+from jaxrl_suite.learn.networks import QEnsemble, tanh_gaussian_sample
 from tests.conformance import jit_fast_compile
 from tests.offline_data import pendulum_family
 

@@ -10,8 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrl_suite import datasets as D
 from jaxrl_suite import make
+from jaxrl_suite.data import datasets as D
 
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts",
           "episode_ids")

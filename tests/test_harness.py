@@ -19,8 +19,8 @@ import pytest
 
 import jaxrl_suite
 from jaxrl_suite.algos import ppo
-from jaxrl_suite.checkpoints import Checkpointer
-from jaxrl_suite.harness import RunOptions, evaluate_run, run_training
+from jaxrl_suite.run.checkpoints import Checkpointer
+from jaxrl_suite.run.harness import RunOptions, evaluate_run, run_training
 
 # learning_rate 1e-3 (PPO's default 2.5e-4 barely moves CartPole in these 12 updates: the last
 # three updates' returns averaged 27 and 33, a random policy's 22), so the run's returns can
@@ -138,7 +138,7 @@ def test_sigkilled_run_resumes_to_exactly_the_uninterrupted_parameters(tmp_path,
     child = f"""
 import time
 from jaxrl_suite.algos import ppo
-from jaxrl_suite.harness import RunOptions, run_training
+from jaxrl_suite.run.harness import RunOptions, run_training
 class Slow:
     def write(self, *args): time.sleep(0.3)
     def close(self): pass
@@ -235,7 +235,7 @@ def test_bad_run_options_fail_early(tmp_path):
 
 
 def test_one_seed_runs_the_update_unbatched_with_the_same_result():
-    from jaxrl_suite.harness import _seed_batched
+    from jaxrl_suite.run.harness import _seed_batched
 
     def update(state):  # a cond on per-seed data: vmap turns it into a select of both branches
         value = jax.lax.cond(state["x"] > 1.0, lambda x: x * 0.5, lambda x: x + 1.0, state["x"])

@@ -11,7 +11,7 @@ import pytest
 
 from jaxrl_suite import make
 from jaxrl_suite.algos.offline import iql
-from jaxrl_suite.datasets import DatasetInfo, behaviour_score, make_dataset
+from jaxrl_suite.data.datasets import DatasetInfo, behaviour_score, make_dataset
 from tests.offline_data import pendulum_family
 
 ENV_ID = "gymnax/Pendulum-v1"

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl_suite.level_sampler import LevelBuffer, LevelSampler
+from jaxrl_suite.learn.level_sampler import LevelBufferState, LevelSampler
 
 EXAMPLE_LEVEL = {"walls": jnp.zeros((2, 2), bool), "goal": jnp.zeros(2, jnp.int32)}
 
@@ -22,7 +22,7 @@ def level(number: int) -> dict[str, jax.Array]:
     }
 
 
-def buffer_with(sampler: LevelSampler, scores, timestamps=None, clock=0) -> LevelBuffer:
+def buffer_with(sampler: LevelSampler, scores, timestamps=None, clock=0) -> LevelBufferState:
     """A buffer whose first len(scores) slots are filled with distinct levels and scores."""
     buffer = sampler.initialize(EXAMPLE_LEVEL)
     count = len(scores)
@@ -43,7 +43,8 @@ def buffer_with(sampler: LevelSampler, scores, timestamps=None, clock=0) -> Leve
     return buffer
 
 
-def probabilities(sampler: LevelSampler, buffer: LevelBuffer, kind: str = "score") -> np.ndarray:
+def probabilities(sampler: LevelSampler, buffer: LevelBufferState,
+                  kind: str = "score") -> np.ndarray:
     function = {"score": sampler.score_probabilities,
                 "staleness": sampler.staleness_probabilities,
                 "replay": sampler.replay_probabilities}[kind]
@@ -194,7 +195,7 @@ def test_bad_settings_raise_clear_errors(kwargs, message):
 
 # --- level scores -------------------------------------------------------------------------------
 def test_level_scores_by_hand():
-    from jaxrl_suite.level_scores import (
+    from jaxrl_suite.learn.level_scores import (
         LevelRollout,
         episode_returns_max,
         max_mc,

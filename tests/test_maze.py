@@ -16,6 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxrl_suite
+from jaxrl_suite.env.levels import AutoReplay, is_level_env
+from jaxrl_suite.env.wrappers import AutoReset, EpisodeStats
 from jaxrl_suite.envs.maze import (
     Level,
     Maze,
@@ -32,8 +34,6 @@ from jaxrl_suite.envs.maze import (
     shortest_path_length,
 )
 from jaxrl_suite.envs.maze.generators import room_wall_lines
-from jaxrl_suite.levels import AutoReplay, is_level_env
-from jaxrl_suite.wrappers import AutoReset, EpisodeStats
 
 LEFT, RIGHT, FORWARD = 0, 1, 2
 
@@ -428,7 +428,7 @@ def test_auto_replay_observes_as_the_reset_would():
 def test_training_stacks_keep_auto_replay():
     """An algorithm's training stack (auto_reset_env) adds EpisodeStats to an AutoReplay env and
     no AutoReset over it: the replayed level must not be replaced by a generated one."""
-    from jaxrl_suite.wrappers import auto_reset_env, has_wrapper, resets_automatically
+    from jaxrl_suite.env.wrappers import auto_reset_env, has_wrapper, resets_automatically
 
     stack = auto_reset_env(AutoReplay(Maze()))
     assert has_wrapper(stack, EpisodeStats) and not has_wrapper(stack, AutoReset)

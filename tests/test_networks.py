@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl_suite.networks import orthogonal
+from jaxrl_suite.learn.networks import orthogonal
 
 
 @pytest.mark.parametrize("shape", [(4, 64), (64, 64), (64, 2), (3, 5, 7)])
@@ -27,7 +27,7 @@ def test_orthogonal_under_vmap_differs_per_key_and_matches_unbatched():
 
 @pytest.mark.slow
 def test_grid_encoder_shapes_batches_and_gradients():
-    from jaxrl_suite.networks import GridEncoder
+    from jaxrl_suite.learn.networks import GridEncoder
 
     encoder = GridEncoder()
     single = {"image": jnp.zeros((5, 5, 3), jnp.uint8), "direction": jnp.int32(2)}

@@ -14,9 +14,9 @@ import pytest
 
 from jaxrl_suite import make
 from jaxrl_suite.algos.offline import bc
-from jaxrl_suite.checkpoints import Checkpointer
 from jaxrl_suite.cli import main as cli_main
-from jaxrl_suite.datasets import behaviour_score, normalized_score, save_minari
+from jaxrl_suite.data.datasets import behaviour_score, normalized_score, save_minari
+from jaxrl_suite.run.checkpoints import Checkpointer
 from tests.offline_data import pendulum_family
 
 ENV_ID = "gymnax/Pendulum-v1"
@@ -116,7 +116,7 @@ def test_errors_name_the_bad_setting(family, env):
 def _final_state(run_dir):
     """The seed-batched state of a run folder's last checkpoint (keys as raw data) and its
     update."""
-    from jaxrl_suite.harness import load_run
+    from jaxrl_suite.run.folder import load_run
 
     algorithm, config, options, _ = load_run(run_dir)
     train = algorithm.make_train(config, *make(options.env))

@@ -18,15 +18,16 @@ import numpy as np
 import pytest
 
 import jaxrl_suite
-from jaxrl_suite import cli, optim
-from jaxrl_suite.advantages import n_step_returns
+from jaxrl_suite import cli
 from jaxrl_suite.algos import dqn, sac, td3
-from jaxrl_suite.buffers import ReplayBuffer
-from jaxrl_suite.checkpoints import Checkpointer
-from jaxrl_suite.evaluation import evaluate
-from jaxrl_suite.harness import RunOptions, run_training
-from jaxrl_suite.offpolicy import ExperienceCollector
-from jaxrl_suite.wrappers import auto_reset_env
+from jaxrl_suite.env.wrappers import auto_reset_env
+from jaxrl_suite.learn import optim
+from jaxrl_suite.learn.advantages import n_step_returns
+from jaxrl_suite.learn.buffers import ReplayBuffer
+from jaxrl_suite.learn.experience import ExperienceCollector
+from jaxrl_suite.run.checkpoints import Checkpointer
+from jaxrl_suite.run.evaluation import evaluate
+from jaxrl_suite.run.harness import RunOptions, run_training
 from tests.conformance import jit_fast_compile
 from tests.toy_envs import ConstantRewardEnv, ContinuousConstantRewardEnv, CounterEnv
 
@@ -252,7 +253,7 @@ def test_q_values_bootstrap_through_truncation(case):
     if name == "dqn":
         q = dqn.QNetwork(overrides["hidden_sizes"], 2).apply(state.params, observation)
     else:
-        critic = jaxrl_suite.networks.QEnsemble(overrides["hidden_sizes"], 2)
+        critic = jaxrl_suite.learn.networks.QEnsemble(overrides["hidden_sizes"], 2)
         q = critic.apply(state.critic_params, observation, jnp.array([[0.3]]))
     np.testing.assert_allclose(np.asarray(q), 10.0, rtol=0.1)
 

@@ -1,5 +1,5 @@
-"""jaxrl_suite.optim by hand (Adam's first step with and without clipping, the linear decay, the
-descent check, the optimiser argument's forms), and the optimiser argument of the eight
+"""jaxrl_suite.learn.optim by hand (Adam's first step with and without clipping, the linear decay,
+the descent check, the optimiser argument's forms), and the optimiser argument of the eight
 off-policy and offline algorithms: refused before anything compiles when it ascends or names an
 unknown network, the ``adam_eps_root`` setting, and ``Hyperparams.meta``."""
 
@@ -12,9 +12,9 @@ import optax
 import pytest
 
 import jaxrl_suite
-from jaxrl_suite import optim
 from jaxrl_suite.algos import dqn, sac, td3
 from jaxrl_suite.algos.offline import bc, cql, iql, rebrac, td3_bc
+from jaxrl_suite.learn import optim
 from tests.conformance import jit_fast_compile
 from tests.test_iql import tiny_dataset
 

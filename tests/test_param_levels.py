@@ -11,9 +11,9 @@ import pytest
 from flax import struct
 
 import jaxrl_suite
+from jaxrl_suite.env.levels import AutoReplay, ParamLevels
+from jaxrl_suite.env.wrappers import AutoReset
 from jaxrl_suite.envs.brax import PHYSICS_SCALES, BraxParams, scale_physics
-from jaxrl_suite.levels import AutoReplay, ParamLevels
-from jaxrl_suite.wrappers import AutoReset
 from tests.conformance import jit_fast_compile
 from tests.toy_envs import CounterEnv, CounterParams
 

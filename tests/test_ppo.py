@@ -15,7 +15,7 @@ import pytest
 
 import jaxrl_suite
 from jaxrl_suite.algos import ppo
-from jaxrl_suite.evaluation import evaluate
+from jaxrl_suite.run.evaluation import evaluate
 from tests.toy_envs import ConstantRewardEnv
 
 SEEDS = 4
@@ -178,7 +178,7 @@ def test_gru_policy_solves_memory_chain_where_feed_forward_cannot():
 
 @pytest.mark.slow
 def test_gru_hidden_state_is_reset_at_episode_start():
-    from jaxrl_suite.networks import ResettableGRU
+    from jaxrl_suite.learn.networks import ResettableGRU
 
     gru = ResettableGRU(8)
     observation = jnp.arange(3.0)

@@ -11,7 +11,7 @@ import pytest
 
 from jaxrl_suite import make
 from jaxrl_suite.algos.offline import rebrac
-from jaxrl_suite.datasets import behaviour_score, make_dataset
+from jaxrl_suite.data.datasets import behaviour_score, make_dataset
 from tests.conformance import jit_fast_compile
 from tests.offline_data import pendulum_family
 

@@ -7,9 +7,9 @@ import jax
 import pytest
 
 import jaxrl_suite
+from jaxrl_suite.env.wrappers import AutoReset, EpisodeStats
 from jaxrl_suite.envs.brax import BRAX_ENV_NAMES
 from jaxrl_suite.envs.gymnax import GymnaxEnv
-from jaxrl_suite.wrappers import AutoReset, EpisodeStats
 from tests.toy_envs import CounterEnv
 
 

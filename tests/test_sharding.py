@@ -14,13 +14,13 @@ import textwrap
 import jax
 import pytest
 
-from jaxrl_suite.sharding import seed_mesh, shard_seeds, use_all_cpu_cores
+from jaxrl_suite.run.sharding import seed_mesh, shard_seeds, use_all_cpu_cores
 
 SCRIPT = textwrap.dedent("""
     import json, shutil, sys
     import jax, numpy as np
     from jaxrl_suite.algos import sac
-    from jaxrl_suite.harness import RunOptions, run_training
+    from jaxrl_suite.run.harness import RunOptions, run_training
 
     assert len(jax.devices()) == 2, jax.devices()
     root = sys.argv[1]
@@ -43,7 +43,7 @@ SCRIPT = textwrap.dedent("""
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
     # The same seeds on one device: equal up to float round-off of batched matmuls.
-    from jaxrl_suite.registry import make
+    from jaxrl_suite.env.registry import make
     env, params = make("gymnax/Pendulum-v1")
     train = sac.make_train(config, env, params)
     keys = jax.random.split(jax.random.key(3), 4)
@@ -75,7 +75,7 @@ def test_one_device_or_indivisible_seeds_leave_the_state_alone():
 
 CORES_SCRIPT = textwrap.dedent("""
     import os
-    from jaxrl_suite.sharding import use_all_cpu_cores
+    from jaxrl_suite.run.sharding import use_all_cpu_cores
     added = use_all_cpu_cores()
     import jax
     print(added, len(jax.devices()), os.environ.get("XLA_FLAGS", ""))

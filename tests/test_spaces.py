@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxrl_suite.spaces import Box, Dict, Discrete, MultiDiscrete
+from jaxrl_suite.env.spaces import Box, Dict, Discrete, MultiDiscrete
 
 
 @settings(max_examples=25, deadline=None)

@@ -14,15 +14,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl_suite import level_scores
 from jaxrl_suite.algos import ued
+from jaxrl_suite.env.levels import ParamLevels
 from jaxrl_suite.envs.maze import (
     Maze,
     is_valid_level,
     level_from_text,
     stack_levels,
 )
-from jaxrl_suite.levels import ParamLevels
+from jaxrl_suite.learn import level_scores
 
 MAZE = Maze(size=7)
 MAZE_PARAMS = MAZE.default_params.replace(num_walls=5, max_steps_in_episode=50)
@@ -347,9 +347,9 @@ def saved_state(run_dir):
     """The seed-batched UED state of a run folder's last checkpoint and its update."""
     import json
 
-    from jaxrl_suite.checkpoints import Checkpointer
-    from jaxrl_suite.harness import load_run
-    from jaxrl_suite.registry import make
+    from jaxrl_suite.env.registry import make
+    from jaxrl_suite.run.checkpoints import Checkpointer
+    from jaxrl_suite.run.folder import load_run
 
     algorithm, config, options, _ = load_run(run_dir)
     env, params = make(options.env)

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 
 import jaxrl_suite
-from jaxrl_suite.advantages import generalized_advantages, n_step_returns
 from jaxrl_suite.algos import ppo
-from jaxrl_suite.wrappers import (
+from jaxrl_suite.env.wrappers import (
     AutoReset,
     EpisodeStats,
     NormalizeReward,
     finished_episode_metrics,
 )
+from jaxrl_suite.learn.advantages import generalized_advantages, n_step_returns
 from tests.toy_envs import TwoArmEnv, VectorRewardCounterEnv
 
 
@@ -128,7 +128,7 @@ def test_a_vmap_over_preferences_trains_a_set_of_different_policies():
 
 @pytest.mark.slow
 def test_the_harness_writes_per_objective_columns_plot_and_evaluation(tmp_path):
-    from jaxrl_suite.harness import RunOptions, run_training
+    from jaxrl_suite.run.harness import RunOptions, run_training
 
     jaxrl_suite.register("test/TwoArm-v0", "tests.toy_envs:TwoArmEnv", overwrite=True)
     config = ppo.Config(**{**MO_CONFIG.__dict__, "total_steps": 4 * 8 * 5})

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import jaxrl_suite
-from jaxrl_suite.wrappers import (
+from jaxrl_suite.env.wrappers import (
     AutoReset,
     CachedAutoReset,
     ClipAction,
@@ -160,7 +160,7 @@ def test_normalize_observation_single_env():
             (raw_info["final_observation"][t] - mean) / np.sqrt(var + 1e-8), -10, 10)
         np.testing.assert_allclose(info["final_observation"][t], expected_final, rtol=1e-3,
                                    atol=2e-3)
-    assert isinstance(env.observation_space(), jaxrl_suite.spaces.Box)
+    assert isinstance(env.observation_space(), jaxrl_suite.env.spaces.Box)
     with pytest.raises(TypeError, match="Box observation"):
         NormalizeObservation(DictObsEnv())
 

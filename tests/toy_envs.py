@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl_suite import spaces
-from jaxrl_suite.environment import Environment, EnvState
+from jaxrl_suite.env import spaces
+from jaxrl_suite.env.environment import Environment, EnvState
 
 
 @struct.dataclass

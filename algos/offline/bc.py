@@ -22,25 +22,25 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl_suite import optim
-from jaxrl_suite.algorithms import AlgorithmSpec
-from jaxrl_suite.buffers import Transition
-from jaxrl_suite.configs import (
-    hyperparams_from_config,
-    require_hidden_sizes,
-    require_positive,
-)
-from jaxrl_suite.datasets import Dataset
-from jaxrl_suite.environment import Environment
-from jaxrl_suite.networks import DeterministicActor, activation_by_name, scale_to_bounds
-from jaxrl_suite.offline import (
+from jaxrl_suite.data.datasets import Dataset
+from jaxrl_suite.data.offline import (
     OFFLINE_ALGORITHM,
     OfflineConfig,
     make_offline_train,
     prepare_offline,
     write_outputs,
 )
-from jaxrl_suite.training import Train
+from jaxrl_suite.env.environment import Environment
+from jaxrl_suite.learn import optim
+from jaxrl_suite.learn.buffers import Transition
+from jaxrl_suite.learn.networks import DeterministicActor, activation_by_name, scale_to_bounds
+from jaxrl_suite.run.algorithms import AlgorithmSpec
+from jaxrl_suite.run.configs import (
+    hyperparams_from_config,
+    require_hidden_sizes,
+    require_positive,
+)
+from jaxrl_suite.run.training import Train
 
 __all__ = ["Config", "Hyperparams", "PRESETS", "make_train", "preset_config", "main",
            "write_outputs"]
@@ -80,7 +80,7 @@ _PRESET_BY_ENV = {"gymnax/Pendulum-v1": "pendulum"}
 
 # --- make_train ---------------------------------------------------------------------------------
 @struct.dataclass
-class Learner:
+class LearnerState:
     actor_params: Any
     actor_opt_state: Any
 
@@ -89,7 +89,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
                dataset: Dataset | None = None, optimizer: Any = None) -> Train:
     """BC's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``.
 
-    ``optimizer`` follows ``jaxrl_suite.optim``: None for Adam at ``learning_rate``; an optax
+    ``optimizer`` follows ``jaxrl_suite.learn.optim``: None for Adam at ``learning_rate``; an optax
     optimiser, used as it is (its own rate: ``learning_rate`` then does not apply); or a
     factory ``hparams -> optimiser`` of the traced ``Hyperparams``.
     """
@@ -108,18 +108,19 @@ def make_train(config: Config, env: Environment, env_params: Any,
         return scale_to_bounds(actor.apply(actor_params, observation), setup.action_low,
                                setup.action_high)
 
-    def init_learner(key: jax.Array, hparams: Hyperparams) -> Learner:
+    def init_learner(key: jax.Array, hparams: Hyperparams) -> LearnerState:
         params = actor.init(key, setup.dataset.observations[0])
-        return Learner(params, make_optimizer(hparams).init(params))
+        return LearnerState(params, make_optimizer(hparams).init(params))
 
     def loss(actor_params, batch: Transition):
         return jnp.square(action_in_bounds(actor_params, batch.observation) - batch.action).mean()
 
-    def gradient_step(learner: Learner, batch: Transition, key: jax.Array, hparams: Hyperparams):
+    def gradient_step(learner: LearnerState, batch: Transition, key: jax.Array,
+                      hparams: Hyperparams):
         value, grads = jax.value_and_grad(loss)(learner.actor_params, batch)
         params, opt_state = optim.apply_gradient(
             make_optimizer(hparams), learner.actor_params, learner.actor_opt_state, grads)
-        return Learner(params, opt_state), {"bc_loss": value}
+        return LearnerState(params, opt_state), {"bc_loss": value}
 
     return make_offline_train(
         config, env, env_params, setup,

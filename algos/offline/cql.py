@@ -36,21 +36,19 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxrl_suite import optim
-from jaxrl_suite.algorithms import AlgorithmSpec
 from jaxrl_suite.algos.sac import soft_td_target
-from jaxrl_suite.buffers import Transition
-from jaxrl_suite.configs import (
-    hyperparams_from_config,
-    require_hidden_sizes,
-    require_in_unit_interval,
-    require_non_negative,
-    require_positive,
-    require_positive_ints,
+from jaxrl_suite.data.datasets import Dataset
+from jaxrl_suite.data.offline import (
+    OFFLINE_ALGORITHM,
+    OfflineConfig,
+    make_offline_train,
+    prepare_offline,
+    write_outputs,
 )
-from jaxrl_suite.datasets import Dataset
-from jaxrl_suite.environment import Environment
-from jaxrl_suite.networks import (
+from jaxrl_suite.env.environment import Environment
+from jaxrl_suite.learn import optim
+from jaxrl_suite.learn.buffers import Transition
+from jaxrl_suite.learn.networks import (
     QEnsemble,
     TanhGaussianActor,
     activation_by_name,
@@ -58,16 +56,18 @@ from jaxrl_suite.networks import (
     tanh_gaussian_sample,
     unit_from_bounds,
 )
-from jaxrl_suite.offline import (
-    OFFLINE_ALGORITHM,
-    OfflineConfig,
-    make_offline_train,
-    prepare_offline,
-    write_outputs,
+from jaxrl_suite.run.algorithms import AlgorithmSpec
+from jaxrl_suite.run.configs import (
+    hyperparams_from_config,
+    require_hidden_sizes,
+    require_in_unit_interval,
+    require_non_negative,
+    require_positive,
+    require_positive_ints,
 )
-from jaxrl_suite.training import Train
+from jaxrl_suite.run.training import Train
 
-__all__ = ["Config", "Hyperparams", "Learner", "PRESETS", "make_train", "preset_config",
+__all__ = ["Config", "Hyperparams", "LearnerState", "PRESETS", "make_train", "preset_config",
            "cql_penalty", "tanh_gaussian_log_prob", "main", "write_outputs"]
 
 
@@ -164,7 +164,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 _PRESET_BY_ENV = {"gymnax/Pendulum-v1": "pendulum"}
 
 
-def validate(config: Config) -> None:
+def validate(config: Config, env: Environment, env_params: Any) -> None:
     """Raise a ``ValueError`` naming the bad CQL setting (the shared ones are checked by
     ``prepare_offline``)."""
     if not isinstance(config, Config):
@@ -223,7 +223,7 @@ def tanh_gaussian_log_prob(mean: jax.Array, log_std: jax.Array, unit_action: jax
 
 # --- make_train ---------------------------------------------------------------------------------
 @struct.dataclass
-class Learner:
+class LearnerState:
     actor_params: Any
     critic_params: Any  # leaves with a leading num_critics axis
     target_critic_params: Any
@@ -240,13 +240,13 @@ def make_train(config: Config, env: Environment, env_params: Any,
                dataset: Dataset | None = None, optimizer: Any = None) -> Train:
     """CQL's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``.
 
-    ``optimizer`` follows ``jaxrl_suite.optim``: one optimiser for all four of ``"actor"``,
+    ``optimizer`` follows ``jaxrl_suite.learn.optim``: one optimiser for all four of ``"actor"``,
     ``"critic"``, ``"alpha"`` (log alpha, with ``autotune_alpha``) and ``"lagrange"`` (the log
     multiplier, with ``lagrange_threshold``), or a dict naming some. Each is None for Adam at
     that one's ``*_learning_rate``, an optax optimiser used as it is (its own rate: the
     config's then does not apply), or a factory ``hparams -> optimiser`` (traced hparams).
     """
-    validate(config)
+    validate(config, env, env_params)
     setup = prepare_offline(config, env, env_params, "CQL", dataset)
     action_dim = setup.action_dim
     low, high = setup.action_low, setup.action_high
@@ -273,14 +273,14 @@ def make_train(config: Config, env: Environment, env_params: Any,
         noise = jax.random.normal(key, (*shape, *mean.shape))
         return tanh_gaussian_sample(mean, log_std, noise)
 
-    def init_learner(key: jax.Array, hparams: Hyperparams) -> Learner:
+    def init_learner(key: jax.Array, hparams: Hyperparams) -> LearnerState:
         actor_key, critic_key = jax.random.split(key)
         observation = setup.dataset.observations[0]
         actor_params = actor.init(actor_key, observation)
         critic_params = critic.init(critic_key, observation, jnp.zeros(action_dim))
         log_alpha = jnp.log(hparams.initial_alpha).astype(jnp.float32)
         log_alpha_prime = jnp.float32(0.0)
-        return Learner(actor_params, critic_params, critic_params, log_alpha, log_alpha_prime,
+        return LearnerState(actor_params, critic_params, critic_params, log_alpha, log_alpha_prime,
                        optimizers["actor"](hparams).init(actor_params),
                        optimizers["critic"](hparams).init(critic_params),
                        optimizers["alpha"](hparams).init(log_alpha),
@@ -288,7 +288,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
                        jnp.int32(0))
 
     # --- losses (batch leaves are (batch_size, ...); actions in [-1, 1])
-    def critic_loss(critic_params, learner: Learner, batch: Transition, action, alpha,
+    def critic_loss(critic_params, learner: LearnerState, batch: Transition, action, alpha,
                     cql_weight, key, hparams: Hyperparams):
         target_key, uniform_key, current_key, next_key = jax.random.split(key, 4)
         next_action, next_log_prob = sample(learner.actor_params, batch.next_observation,
@@ -332,7 +332,8 @@ def make_train(config: Config, env: Environment, env_params: Any,
         loss = (alpha * log_prob - value).mean()
         return loss, -log_prob.mean()
 
-    def gradient_step(learner: Learner, batch: Transition, key: jax.Array, hparams: Hyperparams):
+    def gradient_step(learner: LearnerState, batch: Transition, key: jax.Array,
+                      hparams: Hyperparams):
         critic_key, actor_key = jax.random.split(key)
         action = to_unit(batch.action)
         alpha = jnp.exp(learner.log_alpha)
@@ -367,7 +368,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
             log_alpha_prime, alpha_prime_opt_state = optim.apply_gradient(
                 optimizers["lagrange"](hparams), log_alpha_prime, alpha_prime_opt_state,
                 -alpha_prime * hparams.cql_alpha * gap)
-        learner = Learner(
+        learner = LearnerState(
             actor_params=actor_params,
             critic_params=critic_params,
             target_critic_params=optax.incremental_update(
@@ -383,7 +384,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
         return learner, {"critic_loss": critic_loss_value, "actor_loss": actor_loss_value,
                          "entropy": entropy, "alpha": alpha, "cql_weight": cql_weight, **info}
 
-    def greedy_action(learner: Learner, observation: jax.Array) -> jax.Array:
+    def greedy_action(learner: LearnerState, observation: jax.Array) -> jax.Array:
         mean, _ = actor.apply(learner.actor_params, observation)
         return scale_to_bounds(jnp.tanh(mean), low, high)
 

@@ -40,20 +40,18 @@ import numpy as np
 import optax
 from flax import struct
 
-from jaxrl_suite import optim
-from jaxrl_suite.algorithms import AlgorithmSpec
-from jaxrl_suite.buffers import Transition
-from jaxrl_suite.configs import (
-    hyperparams_from_config,
-    require_hidden_sizes,
-    require_in_unit_interval,
-    require_non_negative,
-    require_positive,
-    require_positive_ints,
+from jaxrl_suite.data.datasets import Dataset, episode_returns
+from jaxrl_suite.data.offline import (
+    OFFLINE_ALGORITHM,
+    OfflineConfig,
+    make_offline_train,
+    prepare_offline,
+    write_outputs,
 )
-from jaxrl_suite.datasets import Dataset, episode_returns
-from jaxrl_suite.environment import Environment
-from jaxrl_suite.networks import (
+from jaxrl_suite.env.environment import Environment
+from jaxrl_suite.learn import optim
+from jaxrl_suite.learn.buffers import Transition
+from jaxrl_suite.learn.networks import (
     MLP,
     GaussianActor,
     QEnsemble,
@@ -61,14 +59,16 @@ from jaxrl_suite.networks import (
     scale_to_bounds,
     unit_from_bounds,
 )
-from jaxrl_suite.offline import (
-    OFFLINE_ALGORITHM,
-    OfflineConfig,
-    make_offline_train,
-    prepare_offline,
-    write_outputs,
+from jaxrl_suite.run.algorithms import AlgorithmSpec
+from jaxrl_suite.run.configs import (
+    hyperparams_from_config,
+    require_hidden_sizes,
+    require_in_unit_interval,
+    require_non_negative,
+    require_positive,
+    require_positive_ints,
 )
-from jaxrl_suite.training import Train
+from jaxrl_suite.run.training import Train
 
 __all__ = ["Config", "Hyperparams", "PRESETS", "make_train", "preset_config", "expectile_loss",
            "advantage_weights", "q_target", "reward_scale", "main", "write_outputs"]
@@ -139,7 +139,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 _PRESET_BY_ENV = {"gymnax/Pendulum-v1": "pendulum"}
 
 
-def validate(config: Config) -> None:
+def validate(config: Config, env: Environment, env_params: Any) -> None:
     """Raise a ``ValueError`` naming a bad IQL setting (the shared ones are checked by
     ``prepare_offline``)."""
     if not isinstance(config, Config):
@@ -199,7 +199,7 @@ def reward_scale(dataset: Dataset) -> float:
 
 # --- make_train ---------------------------------------------------------------------------------
 @struct.dataclass
-class Learner:
+class LearnerState:
     actor_params: Any
     critic_params: Any  # leaves with a leading num_critics axis
     target_critic_params: Any
@@ -228,13 +228,13 @@ def make_train(config: Config, env: Environment, env_params: Any,
                dataset: Dataset | None = None, optimizer: Any = None) -> Train:
     """IQL's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``.
 
-    ``optimizer`` follows ``jaxrl_suite.optim``. One serves the policy, the critics and the
+    ``optimizer`` follows ``jaxrl_suite.learn.optim``. One serves the policy, the critics and the
     value (each with its own state), or a dict names some of ``"actor"``, ``"critic"`` and
     ``"value"``. Each is None for Adam at that network's ``*_learning_rate`` (the actor's
     cosine-decayed with ``actor_cosine_decay``), an optax optimiser used as it is (its own
     rate and schedule: the config's then do not apply), or a factory ``hparams -> optimiser``.
     """
-    validate(config)
+    validate(config, env, env_params)
     setup = prepare_offline(config, env, env_params, "IQL", dataset)
     if not (np.all(np.isfinite(setup.action_low)) and np.all(np.isfinite(setup.action_high))):
         raise ValueError(f"IQL's policy mean is a tanh scaled to the action bounds, so they must "
@@ -260,13 +260,13 @@ def make_train(config: Config, env: Environment, env_params: Any,
     def state_value(value_params, observation):
         return value.apply(value_params, observation)[..., 0]
 
-    def init_learner(key: jax.Array, hparams: Hyperparams) -> Learner:
+    def init_learner(key: jax.Array, hparams: Hyperparams) -> LearnerState:
         actor_key, critic_key, value_key = jax.random.split(key, 3)
         observation = setup.dataset.observations[0]
         actor_params = actor.init(actor_key, observation)
         critic_params = critic.init(critic_key, observation, jnp.zeros(action_dim, jnp.float32))
         value_params = value.init(value_key, observation)
-        return Learner(
+        return LearnerState(
             actor_params=actor_params,
             critic_params=critic_params,
             target_critic_params=critic_params,
@@ -292,7 +292,8 @@ def make_train(config: Config, env: Environment, env_params: Any,
         q = critic.apply(critic_params, batch.observation, batch.action)
         return jnp.square(q - target).mean(axis=1).sum(), q.mean()  # summed over the ensemble
 
-    def gradient_step(learner: Learner, batch: Transition, key: jax.Array, hparams: Hyperparams):
+    def gradient_step(learner: LearnerState, batch: Transition, key: jax.Array,
+                      hparams: Hyperparams):
         # 1. The value: an expectile of the target critics' Q over the dataset's actions.
         target_q = critic.apply(learner.target_critic_params, batch.observation,
                                 batch.action).min(axis=0)
@@ -316,7 +317,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
         critic_params, critic_opt_state = optim.apply_gradient(
             optimizers["critic"](hparams), learner.critic_params, learner.critic_opt_state,
             grads)
-        learner = Learner(
+        learner = LearnerState(
             actor_params=actor_params,
             critic_params=critic_params,
             target_critic_params=optax.incremental_update(
@@ -330,7 +331,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
         return learner, {"value_loss": v_loss, "critic_loss": c_loss, "actor_loss": a_loss,
                          "value": v_mean, "q_value": q_mean, "advantage_weight": weights.mean()}
 
-    def greedy_action(learner: Learner, observation):
+    def greedy_action(learner: LearnerState, observation):
         return scale_to_bounds(policy(learner.actor_params, observation)[0], low, high)
 
     return make_offline_train(

@@ -38,10 +38,26 @@ import numpy as np
 import optax
 from flax import struct
 
-from jaxrl_suite import optim
-from jaxrl_suite.algorithms import AlgorithmSpec
-from jaxrl_suite.buffers import Transition
-from jaxrl_suite.configs import (
+from jaxrl_suite.data.datasets import Dataset, TransitionSampler
+from jaxrl_suite.data.offline import (
+    OFFLINE_ALGORITHM,
+    OfflineConfig,
+    make_offline_train,
+    prepare_offline,
+    write_outputs,
+)
+from jaxrl_suite.env.environment import Environment
+from jaxrl_suite.learn import optim
+from jaxrl_suite.learn.buffers import Transition
+from jaxrl_suite.learn.networks import (
+    MLP,
+    QEnsemble,
+    activation_by_name,
+    scale_to_bounds,
+    unit_from_bounds,
+)
+from jaxrl_suite.run.algorithms import AlgorithmSpec
+from jaxrl_suite.run.configs import (
     hyperparams_from_config,
     require_hidden_sizes,
     require_in_unit_interval,
@@ -49,25 +65,9 @@ from jaxrl_suite.configs import (
     require_positive,
     require_positive_ints,
 )
-from jaxrl_suite.datasets import Dataset, TransitionSampler
-from jaxrl_suite.environment import Environment
-from jaxrl_suite.networks import (
-    MLP,
-    QEnsemble,
-    activation_by_name,
-    scale_to_bounds,
-    unit_from_bounds,
-)
-from jaxrl_suite.offline import (
-    OFFLINE_ALGORITHM,
-    OfflineConfig,
-    make_offline_train,
-    prepare_offline,
-    write_outputs,
-)
-from jaxrl_suite.training import Train
+from jaxrl_suite.run.training import Train
 
-__all__ = ["Config", "Hyperparams", "Learner", "PRESETS", "make_train", "preset_config",
+__all__ = ["Config", "Hyperparams", "LearnerState", "PRESETS", "make_train", "preset_config",
            "rebrac_target", "next_actions", "with_next_actions", "main", "write_outputs"]
 
 
@@ -150,7 +150,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 _PRESET_BY_ENV = {"gymnax/Pendulum-v1": "pendulum"}
 
 
-def validate(config: Config) -> None:
+def validate(config: Config, env: Environment, env_params: Any) -> None:
     """Raise a ``ValueError`` naming the bad ReBRAC setting (the shared ones are checked by
     ``prepare_offline``)."""
     if not isinstance(config, Config):
@@ -262,7 +262,7 @@ def with_next_actions(dataset: Dataset) -> ReBRACDataset:
 
 # --- make_train ---------------------------------------------------------------------------------
 @struct.dataclass
-class Learner:
+class LearnerState:
     actor_params: Any
     critic_params: Any  # leaves with a leading num_critics axis
     target_actor_params: Any
@@ -275,13 +275,13 @@ def make_train(config: Config, env: Environment, env_params: Any,
                dataset: Dataset | None = None, optimizer: Any = None) -> Train:
     """ReBRAC's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``.
 
-    ``optimizer``, by ``jaxrl_suite.optim``'s convention, is None (Adam at
+    ``optimizer``, by ``jaxrl_suite.learn.optim``'s convention, is None (Adam at
     ``actor_learning_rate`` and ``critic_learning_rate``), an optax optimiser used as it is for
     both networks, each with its own state (its own rate: the config's rates do not apply), a
     factory ``hparams -> optimiser`` of the traced ``Hyperparams``, or a dict of those with
     the keys ``"actor"`` and ``"critic"`` (a key left out keeps the default).
     """
-    validate(config)
+    validate(config, env, env_params)
     setup = prepare_offline(config, env, env_params, "ReBRAC", dataset)
     action_dim = setup.action_dim
     low, high = setup.action_low, setup.action_high
@@ -302,17 +302,17 @@ def make_train(config: Config, env: Environment, env_params: Any,
     def to_unit(action):  # env units -> [-1, 1]
         return unit_from_bounds(action, low, high)
 
-    def init_learner(key: jax.Array, hparams: Hyperparams) -> Learner:
+    def init_learner(key: jax.Array, hparams: Hyperparams) -> LearnerState:
         actor_key, critic_key = jax.random.split(key)
         observation = setup.dataset.observations[0]
         actor_params = actor.init(actor_key, observation)
         critic_params = critic.init(critic_key, observation, jnp.zeros(action_dim))
-        return Learner(actor_params, critic_params, actor_params, critic_params,
+        return LearnerState(actor_params, critic_params, actor_params, critic_params,
                        optimizers["actor"](hparams).init(actor_params),
                        optimizers["critic"](hparams).init(critic_params))
 
     # --- losses (batch leaves are (batch_size, ...); actions in [-1, 1])
-    def critic_loss(critic_params, learner: Learner, batch: ReBRACTransition, key,
+    def critic_loss(critic_params, learner: LearnerState, batch: ReBRACTransition, key,
                     hparams: Hyperparams):
         noise = jnp.clip(hparams.policy_noise * jax.random.normal(key, batch.action.shape),
                          -hparams.noise_clip, hparams.noise_clip)
@@ -333,12 +333,12 @@ def make_train(config: Config, env: Environment, env_params: Any,
         loss = (hparams.actor_bc_coef * bc - jax.lax.stop_gradient(scale) * q).mean()
         return loss, bc.mean()
 
-    def gradient_step(learner: Learner, batch: ReBRACTransition, key: jax.Array,
+    def gradient_step(learner: LearnerState, batch: ReBRACTransition, key: jax.Array,
                       hparams: Hyperparams):
         """``policy_freq`` critic steps on ``batch`` (leaves ``(policy_freq, batch_size,
         ...)``), then an actor step on the last minibatch and the target updates."""
 
-        def critic_step(learner: Learner, inputs):
+        def critic_step(learner: LearnerState, inputs):
             minibatch, step_key = inputs
             (loss, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(
                 learner.critic_params, learner, minibatch, step_key, hparams)
@@ -366,7 +366,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
         return learner, {"critic_loss": critic_losses.mean(), "q_value": q_means.mean(),
                          "actor_loss": loss, "bc_mse": bc}
 
-    def greedy_action(learner: Learner, observation: jax.Array) -> jax.Array:
+    def greedy_action(learner: LearnerState, observation: jax.Array) -> jax.Array:
         return scale_to_bounds(actor.apply(learner.actor_params, observation), low, high)
 
     return make_offline_train(

@@ -35,11 +35,27 @@ import numpy as np
 import optax
 from flax import struct
 
-from jaxrl_suite import optim
-from jaxrl_suite.algorithms import AlgorithmSpec
 from jaxrl_suite.algos.td3 import td3_target
-from jaxrl_suite.buffers import Transition
-from jaxrl_suite.configs import (
+from jaxrl_suite.data.datasets import Dataset
+from jaxrl_suite.data.offline import (
+    OFFLINE_ALGORITHM,
+    OfflineConfig,
+    make_offline_train,
+    prepare_offline,
+    write_outputs,
+)
+from jaxrl_suite.env.environment import Environment
+from jaxrl_suite.learn import optim
+from jaxrl_suite.learn.buffers import Transition
+from jaxrl_suite.learn.networks import (
+    DeterministicActor,
+    QEnsemble,
+    activation_by_name,
+    scale_to_bounds,
+    unit_from_bounds,
+)
+from jaxrl_suite.run.algorithms import AlgorithmSpec
+from jaxrl_suite.run.configs import (
     hyperparams_from_config,
     require_hidden_sizes,
     require_in_unit_interval,
@@ -47,23 +63,7 @@ from jaxrl_suite.configs import (
     require_positive,
     require_positive_ints,
 )
-from jaxrl_suite.datasets import Dataset
-from jaxrl_suite.environment import Environment
-from jaxrl_suite.networks import (
-    DeterministicActor,
-    QEnsemble,
-    activation_by_name,
-    scale_to_bounds,
-    unit_from_bounds,
-)
-from jaxrl_suite.offline import (
-    OFFLINE_ALGORITHM,
-    OfflineConfig,
-    make_offline_train,
-    prepare_offline,
-    write_outputs,
-)
-from jaxrl_suite.training import Train
+from jaxrl_suite.run.training import Train
 
 __all__ = ["Config", "Hyperparams", "PRESETS", "make_train", "preset_config", "td_target",
            "td3_bc_actor_loss", "main", "write_outputs"]
@@ -124,7 +124,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 _PRESET_BY_ENV = {"gymnax/Pendulum-v1": "pendulum"}
 
 
-def validate(config: Config) -> None:
+def validate(config: Config, env: Environment, env_params: Any) -> None:
     """Raise a ``ValueError`` naming a bad TD3+BC setting (the shared ones are checked by
     ``prepare_offline``)."""
     if not isinstance(config, Config):
@@ -161,7 +161,7 @@ def td3_bc_actor_loss(q: jax.Array, policy_action: jax.Array, dataset_action: ja
 
 # --- make_train ---------------------------------------------------------------------------------
 @struct.dataclass
-class Learner:
+class LearnerState:
     actor_params: Any
     critic_params: Any  # leaves with a leading num_critics axis
     target_actor_params: Any
@@ -174,13 +174,13 @@ def make_train(config: Config, env: Environment, env_params: Any,
                dataset: Dataset | None = None, optimizer: Any = None) -> Train:
     """TD3+BC's pure training run on ``config.dataset`` (or ``dataset``), evaluated in ``env``.
 
-    ``optimizer`` follows ``jaxrl_suite.optim``: None for Adam at the config's two rates; an
+    ``optimizer`` follows ``jaxrl_suite.learn.optim``: None for Adam at the config's two rates; an
     optax optimiser used as it is for both the actor and the critics (its own rate: the config's
     then do not apply); a factory ``hparams -> optimiser``; or a dict of these keyed
     ``"actor"`` and ``"critic"``. The actor steps once per ``policy_freq`` gradient steps, so a
     schedule in its optimiser counts actor steps.
     """
-    validate(config)
+    validate(config, env, env_params)
     setup = prepare_offline(config, env, env_params, "TD3+BC", dataset)
     if not (np.all(np.isfinite(setup.action_low)) and np.all(np.isfinite(setup.action_high))):
         raise ValueError(f"TD3+BC scales its tanh actor to the action bounds, so they must be "
@@ -199,12 +199,12 @@ def make_train(config: Config, env: Environment, env_params: Any,
     def policy(actor_params, observation):
         return scale_to_bounds(actor.apply(actor_params, observation), low, high)
 
-    def init_learner(key: jax.Array, hparams: Hyperparams) -> Learner:
+    def init_learner(key: jax.Array, hparams: Hyperparams) -> LearnerState:
         actor_key, critic_key = jax.random.split(key)
         observation = setup.dataset.observations[0]
         actor_params = actor.init(actor_key, observation)
         critic_params = critic.init(critic_key, observation, jnp.zeros(action_dim, jnp.float32))
-        return Learner(
+        return LearnerState(
             actor_params=actor_params,
             critic_params=critic_params,
             target_actor_params=actor_params,
@@ -214,7 +214,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
         )
 
     # --- losses (batch leaves are (batch_size, ...))
-    def critic_loss(critic_params, learner: Learner, batch: Transition, noise, hparams):
+    def critic_loss(critic_params, learner: LearnerState, batch: Transition, noise, hparams):
         # Target policy smoothing: clipped noise on the target actor's action.
         smoothing = jnp.clip(noise * hparams.policy_noise, -hparams.noise_clip,
                              hparams.noise_clip) * half_range
@@ -233,12 +233,12 @@ def make_train(config: Config, env: Environment, env_params: Any,
         unit_dataset_action = unit_from_bounds(batch.action, low, high)
         return td3_bc_actor_loss(q, unit_policy_action, unit_dataset_action, alpha)
 
-    def gradient_step(learner: Learner, batches: Transition, key: jax.Array,
+    def gradient_step(learner: LearnerState, batches: Transition, key: jax.Array,
                       hparams: Hyperparams):
         """``policy_freq`` critic steps (batch leaves ``(policy_freq, batch_size, ...)``), then
         one actor step on the last batch and the target updates."""
 
-        def critic_step(learner: Learner, inputs):
+        def critic_step(learner: LearnerState, inputs):
             batch, noise_key = inputs
             noise = jax.random.normal(noise_key, batch.action.shape)
             (loss, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(

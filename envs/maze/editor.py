@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl_suite import spaces
-from jaxrl_suite.environment import Environment, StepOutput
+from jaxrl_suite.env import spaces
+from jaxrl_suite.env.environment import Environment, StepOutput
 from jaxrl_suite.envs.maze.level import Level
 from jaxrl_suite.envs.maze.maze import Maze, check_int_at_least
 

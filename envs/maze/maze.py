@@ -31,11 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxrl_suite import spaces
-from jaxrl_suite.environment import StepOutput
+from jaxrl_suite.env import spaces
+from jaxrl_suite.env.environment import StepOutput
+from jaxrl_suite.env.levels import LevelEnvironment
 from jaxrl_suite.envs.maze import generators
 from jaxrl_suite.envs.maze.level import DIRECTION_VECTORS, Level
-from jaxrl_suite.levels import LevelEnvironment
 
 __all__ = ["Maze", "MazeParams", "MazeState", "GENERATORS", "OBSERVATIONS"]
 

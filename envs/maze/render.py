@@ -30,9 +30,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl_suite.env.levels import AutoReplay
 from jaxrl_suite.envs.maze.level import Level
 from jaxrl_suite.envs.maze.maze import Maze, MazeState, view_offsets
-from jaxrl_suite.levels import AutoReplay
 
 __all__ = [
     "FREE_COLOUR",
@@ -331,8 +331,8 @@ def save_gif(frames: Any, path: str | os.PathLike, fps: float = 8) -> str:
 # --- the render hook of `jaxrl render` (registered with the maze ids) -------------------------
 def _request_levels(request: Any, key: jax.Array) -> tuple[Maze, Any, str]:
     """``(env, level or stacked levels, description)`` for a ``RenderRequest``."""
+    from jaxrl_suite.env.registry import env_spec
     from jaxrl_suite.envs.maze.named import load_level
-    from jaxrl_suite.registry import env_spec
 
     if request.level is not None:
         level = load_level(request.level)
@@ -360,7 +360,7 @@ def _request_levels(request: Any, key: jax.Array) -> tuple[Maze, Any, str]:
 
 
 def render_request(request: Any) -> str:
-    """Draw what a ``jaxrl_suite.registry.RenderRequest`` asks for a maze id (a named level, a
+    """Draw what a ``jaxrl_suite.env.registry.RenderRequest`` asks for a maze id (a named level, a
     generated level, a grid of them, or a random-policy rollout GIF) into ``request.output``.
     Returns a one-line description."""
     grid = request.num_levels > 1

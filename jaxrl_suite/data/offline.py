@@ -27,14 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxrl_suite import spaces
-from jaxrl_suite.buffers import Transition
-from jaxrl_suite.configs import (
-    require_box_observation,
-    require_non_negative,
-    require_positive_ints,
-)
-from jaxrl_suite.datasets import (
+from jaxrl_suite.data.datasets import (
     Dataset,
     TransitionSampler,
     check_matches_env,
@@ -42,10 +35,18 @@ from jaxrl_suite.datasets import (
     load_dataset,
     normalized_score,
     observation_statistics,
+    recorded_env_id,
 )
-from jaxrl_suite.environment import Environment
-from jaxrl_suite.evaluation import Policy, evaluate
-from jaxrl_suite.training import Train
+from jaxrl_suite.env import spaces
+from jaxrl_suite.env.environment import Environment
+from jaxrl_suite.learn.buffers import Transition
+from jaxrl_suite.run.configs import (
+    require_box_observation,
+    require_non_negative,
+    require_positive_ints,
+)
+from jaxrl_suite.run.evaluation import Policy, evaluate
+from jaxrl_suite.run.training import Train
 
 __all__ = [
     "OfflineConfig",
@@ -319,7 +320,7 @@ def write_outputs(run_dir: Path, train: Train, states: Any) -> None:
 
 
 OFFLINE_ALGORITHM: dict[str, Any] = dict(
-    default_env="gymnax/Pendulum-v1", x_axis="gradient_steps", needs_dataset=True,
+    default_env="gymnax/Pendulum-v1", x_axis="gradient_steps", dataset_env=recorded_env_id,
     write_outputs=write_outputs,
 )
 """What every offline algorithm's ``AlgorithmSpec`` shares: ``AlgorithmSpec(...,

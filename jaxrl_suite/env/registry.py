@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from jaxrl_suite.environment import Environment
+from jaxrl_suite.env.environment import Environment
 
 __all__ = ["EnvSpec", "RenderRequest", "register", "registered_envs", "renderable_envs", "make",
            "env_spec"]
@@ -182,7 +182,7 @@ def make(
             )
         params = params.replace(**overrides)
     if wrappers:
-        from jaxrl_suite.wrappers import AutoReset, EpisodeStats
+        from jaxrl_suite.env.wrappers import AutoReset, EpisodeStats
 
         env = EpisodeStats(AutoReset(env))
     return env, params

@@ -34,8 +34,9 @@ class AlgorithmSpec:
       default_env: the env of ``jaxrl train NAME`` without ``--env``.
       x_axis: the metric learning curves are drawn against: ``env_steps``, or
         ``gradient_steps`` for offline runs, which take no env step.
-      needs_dataset: an offline algorithm: ``--dataset NAME`` is given and the env defaults to
-        the one the dataset records.
+      dataset_env: an offline algorithm's ``dataset name -> env id`` (the env a dataset records,
+        which ``--env`` defaults to); None for an algorithm that learns from an env. The run
+        wing reads datasets only through it: ``jaxrl_suite.data`` sits above ``run``.
       write_outputs: ``(run_dir, train, states) -> ...``, pictures the algorithm adds to its
         run folder (UED's levels), or None.
       description: one line for ``--help`` (default the module docstring's first line).
@@ -50,10 +51,15 @@ class AlgorithmSpec:
     preset_by_env: dict[str, str] = dataclasses.field(default_factory=dict)
     default_env: str = "gymnax/CartPole-v1"
     x_axis: str = "env_steps"
-    needs_dataset: bool = False
+    dataset_env: Callable[[str], str] | None = None
     write_outputs: Callable[..., Any] | None = None
     description: str = ""
     display_name: str = ""
+
+    @property
+    def needs_dataset(self) -> bool:
+        """An offline algorithm: it learns from ``--dataset NAME``, not from env steps."""
+        return self.dataset_env is not None
 
     @property
     def title(self) -> str:
@@ -63,14 +69,14 @@ class AlgorithmSpec:
         """``Config`` from a preset (by name, or the default one of an env id), then
         ``overrides``. An env without a preset gets the plain defaults; an unknown preset name
         raises, listing the presets."""
-        from jaxrl_suite.configs import preset_config_from
+        from jaxrl_suite.run.configs import preset_config_from
 
         return preset_config_from(self.config, self.presets, self.preset_by_env, self.title,
                                   env_id_or_preset, overrides)
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         """``python algos/NAME.py --env ID --seeds 4``: the same as ``jaxrl train NAME``."""
-        from jaxrl_suite.harness import algorithm_main
+        from jaxrl_suite.run.command import algorithm_main
 
         return algorithm_main(self, argv)
 
@@ -83,7 +89,7 @@ def algorithm_spec(algorithm: Any) -> AlgorithmSpec:
     if not isinstance(spec, AlgorithmSpec):
         name = getattr(algorithm, "__name__", type(algorithm).__name__)
         raise TypeError(f"{name} is not an algorithm: an algorithm module declares ALGORITHM = "
-                        f"AlgorithmSpec(...) (jaxrl_suite.algorithms).")
+                        f"AlgorithmSpec(...) (jaxrl_suite.run.algorithms).")
     return spec
 
 ALGORITHMS: dict[str, tuple[str, str]] = {

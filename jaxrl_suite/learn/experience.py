@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl_suite import spaces
-from jaxrl_suite.buffers import ReplayBuffer, ReplayBufferState, Transition
-from jaxrl_suite.environment import Environment
+from jaxrl_suite.env import spaces
+from jaxrl_suite.env.environment import Environment
+from jaxrl_suite.learn.buffers import ReplayBuffer, ReplayBufferState, Transition
 
 __all__ = ["Experience", "ExperienceCollector", "validate_replay_schedule"]
 

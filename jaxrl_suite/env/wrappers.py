@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxrl_suite import spaces
-from jaxrl_suite.environment import Environment, StepOutput
+from jaxrl_suite.env import spaces
+from jaxrl_suite.env.environment import Environment, StepOutput
 
 __all__ = [
     "Wrapper",

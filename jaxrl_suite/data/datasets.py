@@ -36,8 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxrl_suite import spaces
-from jaxrl_suite.buffers import Transition
+from jaxrl_suite.env import spaces
+from jaxrl_suite.learn.buffers import Transition
 
 __all__ = [
     "Dataset",

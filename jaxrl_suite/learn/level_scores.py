@@ -3,7 +3,7 @@
 Every score function takes a ``LevelRollout`` (time-major arrays of a rollout of ``N`` envs, one
 level per env, ``T`` steps, possibly several episodes) and returns float32 ``(N,)``: the
 level's score, higher meaning "more worth replaying". The sampler
-(``jaxrl_suite.level_sampler``) never looks inside a score, so any function of this signature
+(``jaxrl_suite.learn.level_sampler``) never looks inside a score, so any function of this signature
 plugs in: GROOVE's algorithmic regret later. PAIRED's regret, which needs two students, is
 ``paired_regret`` of ``completed_episode_returns`` of each.
 

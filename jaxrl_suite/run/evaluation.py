@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl_suite.environment import Environment
+from jaxrl_suite.env.environment import Environment
 
 __all__ = ["Policy", "evaluate"]
 

@@ -34,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxrl_suite.environment import Environment, StepOutput
-from jaxrl_suite.wrappers import Wrapper, tree_select
+from jaxrl_suite.env.environment import Environment, StepOutput
+from jaxrl_suite.env.wrappers import Wrapper, tree_select
 
 __all__ = ["LevelEnvironment", "AutoReplay", "ParamLevels", "ParamLevelsState", "is_level_env"]
 

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxrl_suite import spaces
+from jaxrl_suite.env import spaces
 
 __all__ = ["Environment", "EnvParams", "EnvState", "check_key"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxrl_suite import spaces
+from jaxrl_suite.env import spaces
 
 __all__ = [
     "hyperparams_from_config",
@@ -96,7 +96,7 @@ def preset_config_from(
 
 
 def _is_env_id(name: str) -> bool:
-    from jaxrl_suite.registry import registered_envs
+    from jaxrl_suite.env.registry import registered_envs
 
     return name in registered_envs()
 

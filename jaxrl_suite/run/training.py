@@ -4,7 +4,7 @@ An algorithm is an ``init`` (key, hyperparameters -> training state) and an ``up
 state, metrics of that update). ``Train`` strings them together: ``train(key)`` is one
 ``lax.scan`` over all updates, so ``jax.jit(train)`` compiles the whole run and
 ``jax.jit(jax.vmap(train))(keys, hparams)`` runs many seeds or a hyperparameter sweep at once.
-The harness (``jaxrl_suite.harness``) uses ``init`` and ``update`` directly to add live
+The harness (``jaxrl_suite.run.harness``) uses ``init`` and ``update`` directly to add live
 progress and to cut the run into checkpointed chunks, without the algorithm knowing.
 """
 
@@ -46,7 +46,7 @@ class Train:
       num_updates: updates in a whole run.
       env_steps_per_update: env steps per update, summed over the parallel envs.
       default_hparams: the hyperparameters taken from the config, used when none are given.
-      make_policy: ``state -> Policy`` for ``jaxrl_suite.evaluation.evaluate``.
+      make_policy: ``state -> Policy`` for ``jaxrl_suite.run.evaluation.evaluate``.
       config: the algorithm's config the run was built from.
       env_steps_before_updates: env steps ``init`` already took (an off-policy run's random
         prefill of its replay buffer); env steps after ``u`` updates are this plus

@@ -41,13 +41,13 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-__all__ = ["LevelSampler", "LevelBuffer", "PRIORITIZATIONS"]
+__all__ = ["LevelSampler", "LevelBufferState", "PRIORITIZATIONS"]
 
 PRIORITIZATIONS = ("rank", "topk", "proportional")
 
 
 @struct.dataclass
-class LevelBuffer:
+class LevelBufferState:
     """The sampler's state.
 
     Attributes:
@@ -120,7 +120,7 @@ class LevelSampler:
                 raise ValueError(f"LevelSampler: {name} must be in [0, 1]; got {value!r}.")
 
     # --- state --------------------------------------------------------------------------------
-    def initialize(self, example_level: Any, example_extra: Any = None) -> LevelBuffer:
+    def initialize(self, example_level: Any, example_extra: Any = None) -> LevelBufferState:
         """An empty buffer whose slots have the shapes and dtypes of ``example_level``; with
         ``example_extra``, each slot's extra data starts as ``example_extra`` (its value, not
         zeros: ``-inf`` for a running maximum)."""
@@ -133,7 +133,7 @@ class LevelSampler:
                                   jnp.result_type(leaf)),
             example_extra,
         )
-        return LevelBuffer(
+        return LevelBufferState(
             levels=levels,
             scores=jnp.zeros(self.capacity, jnp.float32),
             timestamps=jnp.zeros(self.capacity, jnp.int32),
@@ -143,7 +143,7 @@ class LevelSampler:
         )
 
     # --- the replay distribution --------------------------------------------------------------
-    def _score_order_rank(self, buffer: LevelBuffer) -> jax.Array:
+    def _score_order_rank(self, buffer: LevelBufferState) -> jax.Array:
         """int32 ``(capacity,)``: 1 for the highest score among filled slots, 2 for the next...;
         ties by slot index; empty slots rank after every filled one."""
         key = jnp.where(buffer.filled, -buffer.scores, jnp.inf)
@@ -152,7 +152,7 @@ class LevelSampler:
             jnp.arange(1, self.capacity + 1, dtype=jnp.int32)
         )
 
-    def score_probabilities(self, buffer: LevelBuffer) -> jax.Array:
+    def score_probabilities(self, buffer: LevelBufferState) -> jax.Array:
         """float32 ``(capacity,)``: ``P_score`` over the filled slots (zero elsewhere)."""
         filled = buffer.filled
         if self.prioritization == "topk":
@@ -164,26 +164,26 @@ class LevelSampler:
             log_weight = jnp.log(jnp.maximum(buffer.scores, 0.0))  # -inf for a zero score
         return _normalised_from_log(log_weight / self.temperature, filled)
 
-    def staleness_probabilities(self, buffer: LevelBuffer) -> jax.Array:
+    def staleness_probabilities(self, buffer: LevelBufferState) -> jax.Array:
         """float32 ``(capacity,)``: ``P_staleness`` over the filled slots."""
         staleness = jnp.maximum(buffer.clock - buffer.timestamps, 0).astype(jnp.float32)
         return _normalised(jnp.where(buffer.filled, staleness, 0.0), buffer.filled)
 
-    def replay_probabilities(self, buffer: LevelBuffer) -> jax.Array:
+    def replay_probabilities(self, buffer: LevelBufferState) -> jax.Array:
         """float32 ``(capacity,)``: the replay distribution ``P`` (module docstring)."""
         mixed = (1.0 - self.staleness_coef) * self.score_probabilities(buffer)
         return mixed + self.staleness_coef * self.staleness_probabilities(buffer)
 
     # --- sampling ------------------------------------------------------------------------------
-    def should_replay(self, key: jax.Array, buffer: LevelBuffer) -> jax.Array:
+    def should_replay(self, key: jax.Array, buffer: LevelBufferState) -> jax.Array:
         """Bool scalar: replay a buffered level (True) or try a new one (False)."""
         enough = buffer.size >= jnp.ceil(self.minimum_fill * self.capacity).astype(jnp.int32)
         enough = enough & (buffer.size > 0)
         return enough & (jax.random.uniform(key) < self.replay_probability)
 
     def sample_replay_indices(
-        self, key: jax.Array, buffer: LevelBuffer, count: int
-    ) -> tuple[LevelBuffer, jax.Array]:
+        self, key: jax.Array, buffer: LevelBufferState, count: int
+    ) -> tuple[LevelBufferState, jax.Array]:
         """``count`` slots drawn independently from ``P``; their timestamps become the clock.
         Returns ``(buffer, indices)``; the buffer must hold at least one level."""
         probabilities = self.replay_probabilities(buffer)
@@ -192,16 +192,16 @@ class LevelSampler:
         return buffer.replace(timestamps=buffer.timestamps.at[indices].set(clock),
                               clock=clock), indices
 
-    def get_levels(self, buffer: LevelBuffer, indices: jax.Array) -> Any:
+    def get_levels(self, buffer: LevelBufferState, indices: jax.Array) -> Any:
         """The levels in slots ``indices`` (a stacked pytree)."""
         return jax.tree.map(lambda leaf: leaf[indices], buffer.levels)
 
-    def get_extra(self, buffer: LevelBuffer, indices: jax.Array) -> Any:
+    def get_extra(self, buffer: LevelBufferState, indices: jax.Array) -> Any:
         """The extra data of slots ``indices`` (a stacked pytree)."""
         return jax.tree.map(lambda leaf: leaf[indices], buffer.extra)
 
-    def update_extra(self, buffer: LevelBuffer, indices: jax.Array, extra: Any,
-                     mode: str = "set") -> LevelBuffer:
+    def update_extra(self, buffer: LevelBufferState, indices: jax.Array, extra: Any,
+                     mode: str = "set") -> LevelBufferState:
         """Write ``extra`` (leading axis like ``indices``) into slots ``indices``: ``"set"``
         (a later duplicate index wins) or ``"max"`` (each slot keeps the maximum of its value
         and every new one, duplicates included). The clock does not move."""
@@ -217,8 +217,8 @@ class LevelSampler:
 
     # --- scores and insertion ----------------------------------------------------------------
     def update_scores(
-        self, buffer: LevelBuffer, indices: jax.Array, scores: jax.Array
-    ) -> LevelBuffer:
+        self, buffer: LevelBufferState, indices: jax.Array, scores: jax.Array
+    ) -> LevelBufferState:
         """Set the scores of slots ``indices`` (a later duplicate index wins) and stamp them."""
         clock = buffer.clock + 1
         return buffer.replace(
@@ -227,7 +227,7 @@ class LevelSampler:
             clock=clock,
         )
 
-    def find(self, buffer: LevelBuffer, level: Any) -> tuple[jax.Array, jax.Array]:
+    def find(self, buffer: LevelBufferState, level: Any) -> tuple[jax.Array, jax.Array]:
         """``(found, index)``: whether an equal level (every leaf equal) is buffered, and where."""
         def equal_per_slot(stored, candidate):
             same = stored == candidate
@@ -237,8 +237,8 @@ class LevelSampler:
         match = buffer.filled & jnp.all(jnp.stack(matches), axis=0)
         return match.any(), jnp.argmax(match)
 
-    def insert(self, buffer: LevelBuffer, level: Any, score: Any,
-               extra: Any = None) -> tuple[LevelBuffer, jax.Array]:
+    def insert(self, buffer: LevelBufferState, level: Any, score: Any,
+               extra: Any = None) -> tuple[LevelBufferState, jax.Array]:
         """Insert one level with its score, and its extra data when the buffer keeps any
         (module docstring). Returns ``(buffer, index)``; ``index`` is -1 when a full buffer
         kept its levels because the score was too low."""
@@ -271,8 +271,8 @@ class LevelSampler:
         return buffer, jnp.where(accepted, index, -1)
 
     def insert_batch(
-        self, buffer: LevelBuffer, levels: Any, scores: jax.Array, extra: Any = None
-    ) -> tuple[LevelBuffer, jax.Array]:
+        self, buffer: LevelBufferState, levels: Any, scores: jax.Array, extra: Any = None
+    ) -> tuple[LevelBufferState, jax.Array]:
         """Insert a batch of levels (leading axis; ``extra`` too when given) one after another.
         Returns the indices."""
         def insert_one(buffer, inputs):

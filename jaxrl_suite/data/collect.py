@@ -43,13 +43,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl_suite import spaces
-from jaxrl_suite.datasets import Dataset, DatasetInfo, make_dataset, save_minari
-from jaxrl_suite.environment import Environment
-from jaxrl_suite.evaluation import Policy, evaluate
-from jaxrl_suite.registry import make
-from jaxrl_suite.training import Train
-from jaxrl_suite.wrappers import auto_reset_env
+from jaxrl_suite.data.datasets import Dataset, DatasetInfo, make_dataset, save_minari
+from jaxrl_suite.env import spaces
+from jaxrl_suite.env.environment import Environment
+from jaxrl_suite.env.registry import make
+from jaxrl_suite.env.wrappers import auto_reset_env
+from jaxrl_suite.run.evaluation import Policy, evaluate
+from jaxrl_suite.run.training import Train
 
 __all__ = [
     "KINDS",
@@ -189,7 +189,7 @@ def _load_collect_algorithm(algo: str):
         raise ValueError(f"Cannot collect datasets with algorithm {algo!r}; accepted: "
                          f"{', '.join(COLLECT_ALGORITHMS)} (off-policy agents, whose replay "
                          f"buffer is the medium-replay dataset).")
-    from jaxrl_suite.algorithms import load_algorithm
+    from jaxrl_suite.run.algorithms import load_algorithm
 
     return load_algorithm(algo)
 

@@ -1,0 +1,151 @@
+"""An algorithm's command line: ``jaxrl train NAME ...`` and ``python algos/NAME.py ...``.
+
+The run options and every ``Config`` field are flags (tyro); the config starts from the env's
+preset (``--preset``), then the flags override it; at the end a summary is printed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+import types
+from collections.abc import Sequence
+
+import numpy as np
+
+from jaxrl_suite.run.algorithms import AlgorithmSpec, algorithm_spec
+from jaxrl_suite.run.folder import load_run
+from jaxrl_suite.run.harness import run_training
+from jaxrl_suite.run.options import RunOptions
+from jaxrl_suite.run.sharding import use_all_cpu_cores
+
+__all__ = ["algorithm_main"]
+
+
+def _int_fields(*types_: type) -> set[str]:
+    names = set()
+    for cls in types_:
+        for field in dataclasses.fields(cls):
+            if field.type in (int, "int"):
+                names.add("--" + field.name.replace("_", "-"))
+    return names
+
+
+def _accept_scientific_integers(argv: list[str], int_flags: set[str]) -> list[str]:
+    """Let integer flags take ``5e5`` (as users write step counts)."""
+    out = []
+    expecting = False
+    for arg in argv:
+        flag, _, inline = arg.partition("=")
+        if expecting or (flag in int_flags and inline):
+            value = arg if expecting else inline
+            try:
+                number = float(value)
+                if number.is_integer() and not value.lstrip("-").isdigit():
+                    value = str(int(number))
+            except ValueError:
+                pass
+            arg = value if expecting else f"{flag}={value}"
+            expecting = False
+        elif arg in int_flags:
+            expecting = True
+        out.append(arg)
+    return out
+
+
+def algorithm_main(algorithm: types.ModuleType | AlgorithmSpec,
+                   argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """The CLI of an algorithm (its module or spec): run options and every ``Config`` field as
+    flags.
+
+    The config starts from the env's preset (``--preset``), then the flags override it.
+    """
+    import argparse
+
+    import tyro
+
+    algorithm = algorithm_spec(algorithm)
+    use_all_cpu_cores()  # before any computation: seeds then spread over every core
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    # An algorithm may name the env it runs on by default (SAC and TD3 need continuous actions).
+    pre.add_argument("--env", default=None)
+    pre.add_argument("--preset", default=RunOptions.preset)
+    pre.add_argument("--resume", default=None)
+    pre.add_argument("--dataset", default=None)
+    known, _ = pre.parse_known_args(argv)
+    try:
+        if known.env is None and known.dataset and algorithm.dataset_env is not None:
+            # An offline run's env defaults to the one its dataset records.
+            known.env = algorithm.dataset_env(known.dataset)
+        if known.env is None:
+            known.env = algorithm.default_env
+        if known.resume:
+            _, config, options, _ = load_run(known.resume)
+            base_config, base_options = config, options
+        else:
+            base_options = RunOptions(env=known.env, preset=known.preset)
+            if known.preset == "none":
+                base_config = algorithm.config()
+            elif known.preset == "auto":
+                base_config = algorithm.preset_config(known.env)
+            else:
+                base_config = algorithm.preset_config(known.preset)
+    except ValueError as error:
+        print(f"jaxrl: error: {error}", file=sys.stderr)
+        return 2
+
+    # Built with real (not string) annotations, which tyro needs to resolve the field types.
+    Arguments = dataclasses.make_dataclass(
+        "Arguments", [("run", RunOptions), ("config", algorithm.config)], frozen=True
+    )
+
+    argv = _accept_scientific_integers(argv, _int_fields(RunOptions, algorithm.config))
+    arguments = tyro.cli(
+        tyro.conf.OmitArgPrefixes[Arguments],  # type: ignore[index]
+        default=Arguments(base_options, base_config),
+        args=argv,
+        prog=prog or f"jaxrl train {algorithm.name}",
+        description=algorithm.description,
+    )
+    try:
+        start = time.perf_counter()
+        result, run_dir = run_training(algorithm, arguments.config, arguments.run)
+    except ValueError as error:
+        print(f"jaxrl: error: {error}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - start
+    episode_return = np.asarray(result.metrics.get("episode_return", np.zeros((0, 1))))
+    tail = episode_return[-max(1, len(episode_return) // 10):]
+    final = np.nanmean(tail, axis=0) if np.isfinite(tail).any() else None
+    print(f"run folder: {run_dir}")
+    if algorithm.x_axis == "gradient_steps" and result.metrics:  # offline: gradient steps
+        print(f"  {arguments.run.seeds} seed(s), {result.metrics['gradient_steps'][-1, 0]:,} "
+              f"gradient steps each, {seconds:.1f} s including compilation")
+        score = np.asarray(result.metrics["normalized_score"])[-1]
+        if np.isfinite(score).all():
+            print(f"  final normalised score: {score.mean():.1f} ± {score.std():.1f} over seeds")
+    else:
+        print(f"  {arguments.run.seeds} seed(s), {result.metrics['env_steps'][-1, 0]:,} env "
+              f"steps each, {seconds:.1f} s including compilation" if result.metrics
+              else "  nothing to do")
+    if final is not None:
+        # Offline runs log the in-run evaluation's return: no episode is played for training.
+        what = "in-run evaluation" if algorithm.x_axis == "gradient_steps" else "training"
+        if final.ndim > 1:  # (seeds, objectives): one figure per objective
+            per_objective = ", ".join(f"{m:.2f} ± {s:.2f}" for m, s in
+                                      zip(final.mean(axis=0), final.std(axis=0)))
+            print(f"  final {what} return per objective (last 10% of updates): "
+                  f"{per_objective} over seeds")
+        else:
+            print(f"  final {what} return (last 10% of updates): {np.mean(final):.2f} "
+                  f"± {np.std(final):.2f} over seeds")
+    eval_path = run_dir / "eval.json"
+    if eval_path.exists():
+        evaluation = json.loads(eval_path.read_text())["deterministic"]
+        print(f"  evaluation (deterministic): {evaluation['mean_return']:.2f} "
+              f"± {evaluation['std_over_seeds']:.2f}")
+    print(f"  plot: {run_dir / 'learning_curve.png'}")
+    return 0
