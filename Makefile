@@ -29,12 +29,14 @@ SIDE_TESTS := tests/test_conformance.py tests/test_datasets.py tests/test_collec
 	tests/test_rebrac.py tests/test_contracts.py tests/test_vector_rewards.py \
 	tests/test_optim.py
 
-# $(call run_tests,PYTEST_OPTIONS): ruff, then pytest over SIDE_TESTS and over the rest, at once.
+# $(call run_tests,PYTEST_OPTIONS): ruff, then pytest over SIDE_TESTS and over the rest, at once,
+# each listing its 15 slowest tests. tests/conftest.py shares one persistent compilation cache
+# (build/jax_cache) between the two processes and says how much compiling it saved.
 define run_tests
 	$(PY) -m ruff check .
 	@mkdir -p build
-	@$(PY) -m pytest $(1) $(SIDE_TESTS) > build/side_tests.log 2>&1 & side=$$!; \
-	$(PY) -m pytest $(1) $(foreach t,$(SIDE_TESTS),--ignore=$(t)); rest=$$?; \
+	@$(PY) -m pytest $(1) --durations=15 $(SIDE_TESTS) > build/side_tests.log 2>&1 & side=$$!; \
+	$(PY) -m pytest $(1) --durations=15 $(foreach t,$(SIDE_TESTS),--ignore=$(t)); rest=$$?; \
 	wait $$side; side_status=$$?; \
 	echo "--- $(SIDE_TESTS) (ran alongside) ---"; cat build/side_tests.log; \
 	test $$rest -eq 0 && test $$side_status -eq 0
