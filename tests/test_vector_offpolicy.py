@@ -5,6 +5,7 @@ runs, and a wrong-length preference refused before compiling."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -20,7 +21,8 @@ from jaxrl_suite.learn.experience import (
     check_preference,
     min_by_preference,
 )
-from tests.toy_envs import ContinuousTwoArmEnv, TwoArmEnv
+from tests.conformance import jit_fast_compile
+from tests.toy_envs import ContinuousConstantRewardEnv, ContinuousTwoArmEnv, TwoArmEnv
 
 W = jnp.array([0.25, 0.75], jnp.float32)
 # Two members, two samples, two objectives. Sample 0: w.Q = 1.75 and 2.5 -> member 0, whose
@@ -57,7 +59,7 @@ def test_sac_vector_target_by_hand_and_its_scalarisation_is_the_scalar_target():
 
 
 def test_replay_stores_a_vector_reward_and_a_scalar_one_unchanged():
-    for env, shape in ((ContinuousTwoArmEnv(), (2,)), (sac_scalar_env(), ())):
+    for env, shape in ((ContinuousTwoArmEnv(), (2,)), (ContinuousConstantRewardEnv(), ())):
         collector = ExperienceCollector(auto_reset_env(env), env.default_params,
                                         ReplayBuffer(8, 2))
         experience = collector.init(jax.random.key(0))
@@ -66,12 +68,6 @@ def test_replay_stores_a_vector_reward_and_a_scalar_one_unchanged():
         rewards = np.asarray(experience.buffer.storage.reward[:4])
         if shape:  # the two objectives of the toy env sum to 1 on every step
             np.testing.assert_allclose(rewards.sum(-1), 1.0, rtol=1e-6)
-
-
-def sac_scalar_env():
-    from tests.toy_envs import ContinuousConstantRewardEnv
-
-    return ContinuousConstantRewardEnv()
 
 
 def test_a_wrong_length_preference_is_refused_before_compiling():
@@ -114,7 +110,7 @@ def trained(name: str, discrete: bool = False):
     env = EpisodeStats(AutoReset(raw))
     train = module.make_train(config, env, raw.default_params)
     keys = jax.random.split(jax.random.key(0), 2)
-    return train, jax.jit(jax.vmap(train))(keys, over_preferences(train))
+    return train, jit_fast_compile(jax.vmap(train))(keys, over_preferences(train))
 
 
 def final_returns(result) -> np.ndarray:
@@ -139,14 +135,21 @@ def test_off_policy_critics_learn_the_preference(name, discrete):
 
 @pytest.mark.slow
 def test_a_vmap_over_preferences_equals_separate_runs():
-    train, batched = trained("sac")
-    single = jax.jit(train)
+    # A short run (10 updates): long ones drift apart in float32 round-off, batched or not.
+    config = dataclasses.replace(SAC_CONFIG, total_steps=SAC_CONFIG.learning_starts + 40)
+    env = EpisodeStats(AutoReset(ContinuousTwoArmEnv()))
+    train = sac.make_train(config, env, env.default_params)
     keys = jax.random.split(jax.random.key(0), 2)
     hparams = over_preferences(train)
+    batched = jit_fast_compile(jax.vmap(train))(keys, hparams)
+    single = jit_fast_compile(train)
     for i in range(2):
         alone = single(keys[i], jax.tree.map(lambda x, i=i: x[i], hparams))
-        for a, b in zip(jax.tree.leaves(alone.state.actor_params),
-                        jax.tree.leaves(batched.state.actor_params)):
-            np.testing.assert_allclose(a, b[i], rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(alone.metrics["critic_loss"],
-                                   batched.metrics["critic_loss"][i], rtol=1e-4, atol=1e-5)
+        for a, b in zip(jax.tree.leaves((alone.state.actor_params, alone.state.critic_params,
+                                         alone.metrics)),
+                        jax.tree.leaves((batched.state.actor_params,
+                                         batched.state.critic_params, batched.metrics))):
+            np.testing.assert_allclose(a, b[i], rtol=1e-5, atol=1e-6)
+    # The two preferences really trained different critics.
+    first = jax.tree.leaves(batched.state.critic_params)[0]
+    assert not np.allclose(first[0], first[1])
