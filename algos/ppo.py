@@ -47,9 +47,8 @@ from jaxrl_suite.env.wrappers import (
     auto_reset_env,
     find_state,
     finished_episode_metrics,
-    reward_shape,
 )
-from jaxrl_suite.learn import optim
+from jaxrl_suite.learn import experience, optim
 from jaxrl_suite.learn.advantages import generalized_advantages
 from jaxrl_suite.learn.networks import (
     MLP,
@@ -467,11 +466,7 @@ class PPOState:
 
 def num_objectives_of(env: Environment, env_params: Any = None) -> int:
     """0 for a scalar reward, ``k`` for an env whose ``reward_space`` is ``(k,)``."""
-    shape = reward_shape(env, env_params)
-    if len(shape) > 1:
-        raise ValueError(f"PPO handles scalar rewards and reward vectors (num_objectives,); "
-                         f"{env.name}'s reward_space has shape {shape}.")
-    return shape[0] if shape else 0
+    return experience.num_objectives_of(env, env_params, "PPO")
 
 
 def default_hyperparams(config: Config, num_objectives: int = 0) -> Hyperparams:

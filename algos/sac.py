@@ -14,6 +14,13 @@ distribution instead of samples). The critics are an ensemble of ``num_critics``
 evaluated as one ``vmap`` (``QEnsemble``); the target takes their minimum. The temperature
 ``alpha`` is tuned towards a target entropy (``autotune_alpha``).
 
+Multi-objective envs (reward ``(k,)``, DESIGN.md s5): each critic has ``k`` outputs per action
+and the soft TD target runs per objective, ``r + gamma (1 - terminated) (Q_j(s', a') - alpha log
+pi(a'|s'))``, with ``Q_j`` the vector of the member ``j`` whose ``w . Q`` is lowest and the
+entropy bonus on every component: with weights summing to 1, ``w . target`` is exactly the
+scalar algorithm's target of the reward ``w . r``. The actor maximises ``min_i w . Q_i - alpha
+log pi``; ``w`` is ``Hyperparams.preference`` (traced; default ``1 / k`` each).
+
 One update is ``train_frequency`` steps of all ``num_envs`` envs into the replay buffer, then
 ``gradient_steps`` gradient steps on minibatches drawn from it; ``learning_starts`` env steps of
 uniformly random actions fill the buffer first (inside ``init``, so the update loop has no
@@ -42,6 +49,11 @@ from jaxrl_suite.learn.buffers import ReplayBuffer, Transition
 from jaxrl_suite.learn.experience import (
     Experience,
     ExperienceCollector,
+    check_preference,
+    default_preference,
+    min_by_preference,
+    num_objectives_of,
+    scalarize,
     validate_replay_schedule,
 )
 from jaxrl_suite.learn.networks import (
@@ -128,7 +140,12 @@ class Config:
 
 @struct.dataclass
 class Hyperparams:
-    """The continuous hyperparameters, traceable: pass a batch of them to ``vmap(train)``."""
+    """The continuous hyperparameters, traceable: pass a batch of them to ``vmap(train)``.
+
+    ``preference``: the preference weights ``(num_objectives,)`` of a multi-objective env
+    (default equal weights ``1 / k``; None for a scalar reward), traced, so a ``vmap`` over
+    them trains a set of preferences in one program.
+    """
 
     actor_learning_rate: jax.Array
     critic_learning_rate: jax.Array
@@ -137,6 +154,7 @@ class Hyperparams:
     tau: jax.Array
     initial_alpha: jax.Array
     target_entropy_scale: jax.Array
+    preference: Any = None
     meta: Any = None
     """Meta-parameters, any pytree of arrays, traced: handed to the optimiser factory (e.g. a
     learned optimiser's params); None by default."""
@@ -206,6 +224,7 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
         raise ValueError(f"SAC handles Box and Discrete action spaces; {env.name} has "
                          f"{action_space}.")
     require_box_observation("SAC", env, env_params)
+    num_objectives_of(env, env_params, "SAC")
 
 
 # --- networks -----------------------------------------------------------------------------------
@@ -215,7 +234,8 @@ class Networks:
 
     Continuous: the actor gives a tanh-Gaussian over ``[-1, 1]^d`` scaled to the bounds; the
     critics take ``(observation, action)`` in env units. Discrete: the actor gives logits and
-    the critics all ``num_actions`` values at once.
+    the critics all ``num_actions`` values at once. With ``num_objectives`` k > 0 every Q-value
+    is a ``(k,)`` vector (``q_values``).
     """
 
     config: Config
@@ -223,6 +243,7 @@ class Networks:
     action_dim: int  # number of actions when discrete
     action_low: Any = None
     action_high: Any = None
+    num_objectives: int = 0  # 0: a scalar reward
 
     @property
     def actor(self):
@@ -234,8 +255,20 @@ class Networks:
 
     @property
     def critic(self) -> QEnsemble:
+        if self.discrete:
+            output_size = self.action_dim * max(1, self.num_objectives)
+        else:
+            output_size = self.num_objectives or None
         return QEnsemble(self.config.hidden_sizes, self.config.num_critics,
-                         self.config.activation, self.action_dim if self.discrete else None)
+                         self.config.activation, output_size)
+
+    def q_values(self, critic_params, *inputs):
+        """``(num_critics, batch)`` (continuous) or ``(num_critics, batch, num_actions)``
+        (discrete), with a trailing ``(k,)`` axis for a multi-objective env."""
+        q = self.critic.apply(critic_params, *inputs)
+        if self.discrete and self.num_objectives:
+            q = q.reshape(*q.shape[:-1], self.action_dim, self.num_objectives)
+        return q
 
     def init(self, key: jax.Array, observation: jax.Array) -> tuple[Any, Any]:
         actor_key, critic_key = jax.random.split(key)
@@ -297,14 +330,23 @@ def soft_td_target(
     next_log_prob: jax.Array,
     alpha: jax.Array,
     gamma: jax.Array,
+    preference: jax.Array | None = None,
 ) -> jax.Array:
     """SAC's target ``r + gamma (1 - terminated) (min_i Q_i(s', a') - alpha log pi(a'|s'))``.
 
     ``next_q_values`` ``(num_critics, batch)``; the rest ``(batch,)`` (alpha, gamma scalars).
     A truncated step is not terminated, so it bootstraps (from the stored final observation).
+    Vector rewards: ``reward`` ``(batch, k)``, ``next_q_values`` ``(num_critics, batch, k)``,
+    ``preference`` ``(k,)``; the minimum is the member with the lowest ``w . Q`` (its whole
+    vector, ``min_by_preference``), the entropy bonus is on every objective, and the target is
+    ``(batch, k)``.
     """
-    soft_value = next_q_values.min(axis=0) - alpha * next_log_prob
-    return reward + gamma * (1.0 - terminated.astype(reward.dtype)) * soft_value
+    not_done = 1.0 - terminated.astype(reward.dtype)
+    if preference is None:
+        soft_value = next_q_values.min(axis=0) - alpha * next_log_prob
+        return reward + gamma * not_done * soft_value
+    soft_value = min_by_preference(next_q_values, preference) - alpha * next_log_prob[..., None]
+    return reward + gamma * not_done[..., None] * soft_value
 
 
 # --- make_train ---------------------------------------------------------------------------------
@@ -321,16 +363,19 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
     env = auto_reset_env(env)
     action_space = env.action_space(env_params)
     discrete = isinstance(action_space, spaces.Discrete)
+    num_objectives = num_objectives_of(env, env_params, "SAC")
     networks = Networks(
         config,
         discrete,
         action_space.n if discrete else math.prod(action_space.shape),
         None if discrete else jnp.asarray(action_space.low, jnp.float32),
         None if discrete else jnp.asarray(action_space.high, jnp.float32),
+        num_objectives,
     )
     buffer = ReplayBuffer(config.buffer_size, config.num_envs)
     collector = ExperienceCollector(env, env_params, buffer)
-    default_hparams = Hyperparams.from_config(config)
+    default_hparams = Hyperparams.from_config(config).replace(
+        preference=default_preference(num_objectives))
     optimizers = optim.resolve_optimizers(optimizer, {
         "actor": optim.default_adam(config, "actor_learning_rate"),
         "critic": optim.default_adam(config, "critic_learning_rate"),
@@ -346,6 +391,7 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
         return -hparams.target_entropy_scale * networks.action_dim
 
     def init(key: jax.Array, hparams: Hyperparams) -> SACState:
+        check_preference(hparams.preference, num_objectives, "SAC")
         network_key, env_key, prefill_key, key = jax.random.split(key, 4)
         experience = collector.init(env_key)
         experience = collector.prefill(experience, prefill_key, prefill_steps)
@@ -366,38 +412,52 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
         )
 
     # --- losses (batch leaves are (batch_size, ...))
+    def discrete_soft_target(next_q, next_log_probs, batch, alpha, hparams):
+        """Exact expectation over the next action distribution: ``next_q`` ``(num_critics,
+        batch, num_actions[, k])``, ``next_log_probs`` ``(batch, num_actions)``."""
+        not_done = 1.0 - batch.terminated.astype(jnp.float32)
+        if not num_objectives:
+            soft = (jnp.exp(next_log_probs) * (next_q.min(axis=0) - alpha * next_log_probs))
+            return batch.reward + hparams.gamma * not_done * soft.sum(-1)
+        next_log_probs = next_log_probs[..., None]  # the bonus on every objective
+        soft = jnp.exp(next_log_probs) * (min_by_preference(next_q, hparams.preference)
+                                          - alpha * next_log_probs)
+        return batch.reward + hparams.gamma * not_done[:, None] * soft.sum(-2)
+
     def critic_loss(critic_params, actor_params, target_params, alpha, batch, noise, hparams):
         if discrete:
-            # Exact expectation over the next action distribution.
             next_logits = networks.actor.apply(actor_params, batch.next_observation)
-            next_log_probs = jax.nn.log_softmax(next_logits)
-            next_q = networks.critic.apply(target_params, batch.next_observation)
-            soft = (jnp.exp(next_log_probs) * (next_q.min(axis=0) - alpha * next_log_probs))
-            target = batch.reward + hparams.gamma * (
-                1.0 - batch.terminated.astype(jnp.float32)) * soft.sum(-1)
-            q_all = networks.critic.apply(critic_params, batch.observation)
-            q = jnp.take_along_axis(q_all, batch.action[None, :, None], axis=-1)[..., 0]
+            next_q = networks.q_values(target_params, batch.next_observation)
+            target = discrete_soft_target(next_q, jax.nn.log_softmax(next_logits), batch,
+                                          alpha, hparams)
+            q_all = networks.q_values(critic_params, batch.observation)
+            if num_objectives:  # (num_critics, batch, num_actions, k) -> (num_critics, batch, k)
+                q = jnp.take_along_axis(q_all, batch.action[None, :, None, None], axis=2)[:, :, 0]
+            else:
+                q = jnp.take_along_axis(q_all, batch.action[None, :, None], axis=-1)[..., 0]
         else:
             next_action, next_log_prob = networks.sample(actor_params, batch.next_observation,
                                                          noise)
-            next_q = networks.critic.apply(target_params, batch.next_observation, next_action)
+            next_q = networks.q_values(target_params, batch.next_observation, next_action)
             target = soft_td_target(batch.reward, batch.terminated, next_q, next_log_prob,
-                                    alpha, hparams.gamma)
-            q = networks.critic.apply(critic_params, batch.observation, batch.action)
+                                    alpha, hparams.gamma, hparams.preference)
+            q = networks.q_values(critic_params, batch.observation, batch.action)
         target = jax.lax.stop_gradient(target)
-        loss = 0.5 * jnp.square(q - target).mean(axis=1).sum()  # summed over the ensemble
+        # Summed over the ensemble (and over the objectives of a vector reward).
+        loss = 0.5 * jnp.square(q - target).mean(axis=1).sum()
         return loss, q.mean()
 
-    def actor_loss(actor_params, critic_params, alpha, observation, noise):
+    def actor_loss(actor_params, critic_params, alpha, observation, noise, preference):
         if discrete:
             log_probs = jax.nn.log_softmax(networks.actor.apply(actor_params, observation))
-            q = networks.critic.apply(critic_params, observation).min(axis=0)
+            q = scalarize(networks.q_values(critic_params, observation), preference).min(axis=0)
             probs = jnp.exp(log_probs)
             loss = (probs * (alpha * log_probs - q)).sum(-1).mean()
             entropy = -(probs * log_probs).sum(-1).mean()
         else:
             action, log_prob = networks.sample(actor_params, observation, noise)
-            q = networks.critic.apply(critic_params, observation, action).min(axis=0)
+            q = scalarize(networks.q_values(critic_params, observation, action),
+                          preference).min(axis=0)
             loss = (alpha * log_prob - q).mean()
             entropy = -log_prob.mean()
         return loss, entropy
@@ -421,7 +481,7 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
         )
         (actor_loss_value, entropy), actor_grads = jax.value_and_grad(actor_loss, has_aux=True)(
             state.actor_params, critic_params, alpha, batch.observation,
-            learning_noise(actor_noise_key),
+            learning_noise(actor_noise_key), hparams.preference,
         )
         actor_params, actor_opt_state = optim.apply_gradient(
             optimizers["actor"](hparams), state.actor_params, state.actor_opt_state, actor_grads

@@ -12,6 +12,11 @@ Continuous (``Box``) actions only. The deterministic actor's tanh output is scal
 bounds; exploration adds Gaussian noise of ``exploration_noise`` times the half-range. The twin
 critics are one ``vmap``-ed ensemble (``QEnsemble``).
 
+Multi-objective envs (reward ``(k,)``, DESIGN.md s5): each critic has ``k`` outputs and the
+target runs per objective, ``r + gamma (1 - terminated) Q'_j(s', a~')``, with ``Q'_j`` the whole
+vector of the member whose ``w . Q'`` is lowest; the actor maximises ``w . Q_1``. ``w`` is
+``Hyperparams.preference`` (traced; default ``1 / k`` each).
+
 One update is ``train_frequency`` steps of all envs into the replay buffer, then
 ``gradient_steps`` critic steps, with an actor step and a target update after every
 ``policy_delay``-th critic step. The schedule is static (``gradient_steps`` is a multiple of
@@ -41,6 +46,11 @@ from jaxrl_suite.learn.buffers import ReplayBuffer, Transition
 from jaxrl_suite.learn.experience import (
     Experience,
     ExperienceCollector,
+    check_preference,
+    default_preference,
+    min_by_preference,
+    num_objectives_of,
+    scalarize,
     validate_replay_schedule,
 )
 from jaxrl_suite.learn.networks import (
@@ -120,7 +130,12 @@ class Config:
 
 @struct.dataclass
 class Hyperparams:
-    """The continuous hyperparameters, traceable: pass a batch of them to ``vmap(train)``."""
+    """The continuous hyperparameters, traceable: pass a batch of them to ``vmap(train)``.
+
+    ``preference``: the preference weights ``(num_objectives,)`` of a multi-objective env
+    (default equal weights ``1 / k``; None for a scalar reward), traced, so a ``vmap`` over
+    them trains a set of preferences in one program.
+    """
 
     actor_learning_rate: jax.Array
     critic_learning_rate: jax.Array
@@ -129,6 +144,7 @@ class Hyperparams:
     exploration_noise: jax.Array
     target_noise: jax.Array
     target_noise_clip: jax.Array
+    preference: Any = None
     meta: Any = None
     """Meta-parameters, any pytree of arrays, traced: handed to the optimiser factory (e.g. a
     learned optimiser's params); None by default."""
@@ -191,6 +207,7 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
         raise ValueError(f"TD3 scales its tanh actor to the action bounds, so they must be "
                          f"finite; {env.name} has {action_space}.")
     require_box_observation("TD3", env, env_params)
+    num_objectives_of(env, env_params, "TD3")
 
 
 # --- training state -----------------------------------------------------------------------------
@@ -211,14 +228,24 @@ class TD3State:
 
 
 def td3_target(
-    reward: jax.Array, terminated: jax.Array, next_q_values: jax.Array, gamma: jax.Array
+    reward: jax.Array,
+    terminated: jax.Array,
+    next_q_values: jax.Array,
+    gamma: jax.Array,
+    preference: jax.Array | None = None,
 ) -> jax.Array:
     """Clipped double-Q target ``r + gamma (1 - terminated) min_i Q'_i(s', a~')``.
 
     ``next_q_values`` ``(num_critics, batch)`` at the smoothed target action; the rest
-    ``(batch,)``. A truncated step is not terminated, so it bootstraps.
+    ``(batch,)``. A truncated step is not terminated, so it bootstraps. Vector rewards:
+    ``reward`` ``(batch, k)``, ``next_q_values`` ``(num_critics, batch, k)``, ``preference``
+    ``(k,)``; the minimum is the member with the lowest ``w . Q'`` (its whole vector), and the
+    target is ``(batch, k)``.
     """
-    return reward + gamma * (1.0 - terminated.astype(reward.dtype)) * next_q_values.min(axis=0)
+    not_done = 1.0 - terminated.astype(reward.dtype)
+    if preference is None:
+        return reward + gamma * not_done * next_q_values.min(axis=0)
+    return reward + gamma * not_done[..., None] * min_by_preference(next_q_values, preference)
 
 
 # --- make_train ---------------------------------------------------------------------------------
@@ -240,10 +267,13 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
     high = jnp.asarray(action_space.high, jnp.float32)
     half_range = (high - low) / 2.0
     actor = DeterministicActor(config.hidden_sizes, action_dim, config.activation)
-    critic = QEnsemble(config.hidden_sizes, config.num_critics, config.activation)
+    num_objectives = num_objectives_of(env, env_params, "TD3")
+    critic = QEnsemble(config.hidden_sizes, config.num_critics, config.activation,
+                       num_objectives or None)  # (num_critics, batch[, k])
     buffer = ReplayBuffer(config.buffer_size, config.num_envs)
     collector = ExperienceCollector(env, env_params, buffer)
-    default_hparams = Hyperparams.from_config(config)
+    default_hparams = Hyperparams.from_config(config).replace(
+        preference=default_preference(num_objectives))
     optimizers = optim.resolve_optimizers(optimizer, {
         "actor": optim.default_adam(config, "actor_learning_rate"),
         "critic": optim.default_adam(config, "critic_learning_rate"),
@@ -257,6 +287,7 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
         return scale_to_bounds(actor.apply(actor_params, observation), low, high)
 
     def init(key: jax.Array, hparams: Hyperparams) -> TD3State:
+        check_preference(hparams.preference, num_objectives, "TD3")
         actor_key, critic_key, env_key, prefill_key, key = jax.random.split(key, 5)
         experience = collector.init(env_key)
         experience = collector.prefill(experience, prefill_key, prefill_steps)
@@ -287,15 +318,15 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
         )
         next_q = critic.apply(state.target_critic_params, batch.next_observation, next_action)
         target = jax.lax.stop_gradient(
-            td3_target(batch.reward, batch.terminated, next_q, hparams.gamma)
+            td3_target(batch.reward, batch.terminated, next_q, hparams.gamma, hparams.preference)
         )
         q = critic.apply(critic_params, batch.observation, batch.action)
         return 0.5 * jnp.square(q - target).mean(axis=1).sum(), q.mean()
 
-    def actor_loss(actor_params, critic_params, observation):
+    def actor_loss(actor_params, critic_params, observation, preference):
         action = policy(actor_params, observation)
-        # The first critic only, as in the paper.
-        return -critic.apply(critic_params, observation, action)[0].mean()
+        # The first critic only, as in the paper (scalarised by w for a vector reward).
+        return -scalarize(critic.apply(critic_params, observation, action)[0], preference).mean()
 
     def critic_step(state: TD3State, key: jax.Array):
         sample_key, noise_key = jax.random.split(key)
@@ -318,7 +349,7 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
         )
         hparams = state.hparams
         loss, grads = jax.value_and_grad(actor_loss)(
-            state.actor_params, state.critic_params, observations[-1]
+            state.actor_params, state.critic_params, observations[-1], hparams.preference
         )
         actor_params, actor_opt_state = optim.apply_gradient(
             optimizers["actor"](hparams), state.actor_params, state.actor_opt_state, grads

@@ -208,3 +208,21 @@ class TwoArmEnv(Environment):
         reward = jnp.stack([action == 0, action == 1]).astype(jnp.float32)
         truncated = state.time >= params.max_steps_in_episode
         return jnp.ones(1, jnp.float32), state, reward, jnp.bool_(False), truncated, {}
+
+
+class ContinuousTwoArmEnv(TwoArmEnv):
+    """``TwoArmEnv`` with a continuous action ``Box(-1, 1, (1,))``: the reward is
+    ``[(1 + a) / 2, (1 - a) / 2]`` (``a`` clipped to the bounds), summing to 1 every step. Under
+    preference ``w`` the best action is ``+1`` when ``w_0 > w_1`` and ``-1`` when ``w_1 > w_0``,
+    so the per-objective returns of an episode (``max_steps_in_episode`` steps) order as the
+    weights do."""
+
+    def action_space(self, params=None) -> spaces.Box:
+        return spaces.Box(-1.0, 1.0, (1,), jnp.float32)
+
+    def step_env(self, key, state, action, params):
+        state = EnvState(time=state.time + 1)
+        a = jnp.clip(jnp.asarray(action, jnp.float32).reshape(()), -1.0, 1.0)
+        reward = jnp.stack([(1.0 + a) / 2.0, (1.0 - a) / 2.0])
+        truncated = state.time >= params.max_steps_in_episode
+        return jnp.ones(1, jnp.float32), state, reward, jnp.bool_(False), truncated, {}

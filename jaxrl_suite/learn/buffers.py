@@ -47,7 +47,9 @@ class Transition:
     ``next_observation`` is the observation the step led to *within the episode*: on the last step
     of an episode it is ``info["final_observation"]``, not the reset observation, so a truncated
     step can bootstrap from it. ``terminated`` stops bootstrapping; ``truncated`` only ends the
-    episode (n-step returns stop there but still bootstrap).
+    episode (n-step returns stop there but still bootstrap). ``reward`` is ``()`` per transition,
+    or ``(k,)`` for a multi-objective env (the buffer's rows are shaped by the example given to
+    ``init``); ``terminated`` and ``truncated`` stay scalar.
     """
 
     observation: jax.Array
