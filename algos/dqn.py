@@ -34,7 +34,7 @@ from flax import struct
 
 from jaxrl_suite.env import spaces
 from jaxrl_suite.env.environment import Environment
-from jaxrl_suite.env.wrappers import auto_reset_env, finished_episode_metrics
+from jaxrl_suite.env.wrappers import auto_reset_env, finished_episode_metrics, reward_shape
 from jaxrl_suite.learn import optim
 from jaxrl_suite.learn.advantages import n_step_returns
 from jaxrl_suite.learn.buffers import PrioritizedReplayBuffer, ReplayBuffer
@@ -210,6 +210,12 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
         raise ValueError(f"DQN handles Discrete action spaces; {env.name} has {action_space}. "
                          f"Use SAC or TD3 for continuous actions.")
     require_box_observation("DQN", env, env_params)
+    if reward_shape(env, env_params):
+        # A Q-network per objective has no greedy action without a preference: SAC and PPO
+        # take vector rewards with Hyperparams.preference.
+        raise ValueError(f"DQN handles scalar rewards; {env.name} has a reward vector of shape "
+                         f"{reward_shape(env, env_params)}. Use SAC or PPO (which take a "
+                         f"preference over objectives), or scalarise the env's reward first.")
 
 
 # --- training state -----------------------------------------------------------------------------

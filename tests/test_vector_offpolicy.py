@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl_suite.algos import sac, td3
+from jaxrl_suite.algos import dqn, sac, td3
 from jaxrl_suite.env.wrappers import AutoReset, EpisodeStats, auto_reset_env
 from jaxrl_suite.learn.buffers import ReplayBuffer
 from jaxrl_suite.learn.experience import (
@@ -82,6 +82,12 @@ def test_a_wrong_length_preference_is_refused_before_compiling():
             train(jax.random.key(0), train.default_hparams.replace(preference=None))
     with pytest.raises(ValueError, match="reward is a scalar"):
         check_preference(jnp.ones(2), 0, "SAC")
+
+
+def test_dqn_refuses_a_reward_vector_in_plain_words():
+    env = EpisodeStats(AutoReset(TwoArmEnv()))
+    with pytest.raises(ValueError, match=r"DQN handles scalar rewards.*shape \(2,\)"):
+        dqn.make_train(dqn.Config(), env, env.default_params)
 
 
 # --- learning the preference --------------------------------------------------------------------
