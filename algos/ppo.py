@@ -176,6 +176,9 @@ class Config:
     remat_learn: bool = False
     """Rematerialise each update's epochs (``jax.checkpoint``) when differentiated: a
     meta-gradient through K updates keeps only their inputs in memory, recomputing the rest."""
+    dtype: str = "float32"
+    """Floating dtype of the network params, observations, rewards and GRU state. float64 needs
+    ``jax.experimental.enable_x64()`` (checking gradients against finite differences)."""
 
 
 @struct.dataclass
@@ -381,7 +384,8 @@ class Networks:
             features = hidden
         params["actor"] = self.actor.init(actor_key, features)
         params["critic"] = self.critic.init(critic_key, features)
-        return params
+        # The modules initialise in float32; a cast (a no-op for float32) gives Config.dtype.
+        return jax.tree.map(lambda x: x.astype(self.config.dtype), params)
 
     def distribution(self, params: dict[str, Any], features: jax.Array) -> distrax.Distribution:
         if self.discrete:
@@ -420,12 +424,13 @@ class Networks:
         return jnp.clip(action, self.action_low, self.action_high)
 
 
-def network_input(observation: Any) -> Any:
-    """An array observation as float32 (what the MLPs take); a dict observation (grid encoder)
-    as it is, kept compact (uint8 images) in the rollout: the encoder converts it."""
+def network_input(observation: Any, dtype: Any = jnp.float32) -> Any:
+    """An array observation as ``dtype`` (``Config.dtype``: what the MLPs take); a dict
+    observation (grid encoder) as it is, kept compact (uint8 images) in the rollout: the encoder
+    converts it."""
     if isinstance(observation, dict):
         return observation
-    return jnp.asarray(observation, jnp.float32)
+    return jnp.asarray(observation, dtype)
 
 
 # --- training state -----------------------------------------------------------------------------
@@ -475,7 +480,7 @@ def default_hyperparams(config: Config, num_objectives: int = 0) -> Hyperparams:
     hparams = Hyperparams.from_config(config)
     if num_objectives:
         hparams = hparams.replace(preference=np.full(num_objectives, 1.0 / num_objectives,
-                                                     np.float32))
+                                                     config.dtype))
     return hparams
 
 
@@ -531,7 +536,8 @@ class PPOLearner:
 
     def init_params(self, key: jax.Array, observation: Any) -> dict[str, Any]:
         """Network params from one env's observation (a leading env axis is dropped)."""
-        return self.networks.init(key, jax.tree.map(lambda x: x[0], network_input(observation)))
+        observation = network_input(observation, self.config.dtype)
+        return self.networks.init(key, jax.tree.map(lambda x: x[0], observation))
 
     def init_optimizer(self, params: Any, hparams: Hyperparams) -> Any:
         """The optimiser state for ``params`` under ``hparams``."""
@@ -540,9 +546,10 @@ class PPOLearner:
     def initial_carry(self, observation: Any, env_state: Any) -> tuple[Any, ...]:
         """The rollout carry right after a (batched) reset: every env starts an episode."""
         num_envs = jax.tree.leaves(observation)[0].shape[0]
-        hidden = (jnp.zeros((num_envs, self.hidden_width), jnp.float32)
+        hidden = (jnp.zeros((num_envs, self.hidden_width), self.config.dtype)
                   if self.config.recurrent else None)
-        return env_state, network_input(observation), jnp.ones(num_envs, bool), hidden
+        observation = network_input(observation, self.config.dtype)
+        return env_state, observation, jnp.ones(num_envs, bool), hidden
 
 
 def default_optimizer(config: Config) -> Callable[[Hyperparams], optax.GradientTransformation]:
@@ -611,8 +618,8 @@ def make_learner(
         config,
         discrete,
         action_space.n if discrete else math.prod(action_space.shape),
-        None if discrete else jnp.asarray(action_space.low, jnp.float32),
-        None if discrete else jnp.asarray(action_space.high, jnp.float32),
+        None if discrete else jnp.asarray(action_space.low, config.dtype),
+        None if discrete else jnp.asarray(action_space.high, config.dtype),
         num_objectives,
     )
     batch_size = config.num_envs * config.num_steps
@@ -636,7 +643,7 @@ def make_learner(
         next_observation, env_state, reward, terminated, truncated, info = vmapped_step(
             env_keys, env_state, action, step_env_params
         )
-        final_observation = network_input(info["final_observation"])
+        final_observation = network_input(info["final_observation"], config.dtype)
         if config.recurrent:
             # V of the observation after this step, through the GRU state it would be read with.
             _, final_features = networks.recur(
@@ -650,10 +657,10 @@ def make_learner(
         done = jnp.logical_or(terminated, truncated)
         rollout_step = RolloutStep(
             observation, episode_start, action, log_prob, value, next_value, final_observation,
-            reward.astype(jnp.float32), terminated, truncated, info["episode_return"],
+            reward.astype(config.dtype), terminated, truncated, info["episode_return"],
             info["episode_length"], info["returned_episode"],
         )
-        carry = (env_state, network_input(next_observation), done, hidden)
+        carry = (env_state, network_input(next_observation, config.dtype), done, hidden)
         return carry, rollout_step
 
     # --- losses
@@ -803,7 +810,7 @@ def make_learner(
     # --- the trained policy, for evaluation
     def act(policy_params, key, observation, hidden, episode_start, deterministic):
         params, obs_stats = policy_params["network"], policy_params["observation_stats"]
-        observation = network_input(observation)
+        observation = network_input(observation, config.dtype)
         if obs_stats is not None:
             observation = obs_stats.normalize(observation)
         if config.recurrent:
@@ -913,7 +920,7 @@ def make_train(
         stats_state = find_state(state.env_state, NormalizeObservationState)
         obs_stats = (None if stats_state is None
                      else jax.tree.map(lambda x: x[0], stats_state.obs_stats))  # pooled: equal
-        carry = jnp.zeros(learner.hidden_width, jnp.float32) if config.recurrent else None
+        carry = jnp.zeros(learner.hidden_width, config.dtype) if config.recurrent else None
         return Policy(learner.act, {"network": state.params, "observation_stats": obs_stats},
                       carry)
 

@@ -157,14 +157,17 @@ class PointMassEnv(Environment):
     def default_params(self) -> PointMassParams:
         return PointMassParams()
 
+    # The default float (float32, float64 under enable_x64): ClipAction casts actions to the
+    # space's dtype, which must not round a float64 gradient check's actions to float32.
     def observation_space(self, params=None) -> spaces.Box:
-        return spaces.Box(-10.0, 10.0, (1,), jnp.float32)
+        return spaces.Box(-10.0, 10.0, (1,), jnp.result_type(float))
 
     def action_space(self, params=None) -> spaces.Box:
-        return spaces.Box(-5.0, 5.0, (1,), jnp.float32)
+        return spaces.Box(-5.0, 5.0, (1,), jnp.result_type(float))
 
     def reset_env(self, key, params):
-        position = jax.random.uniform(key, (1,), jnp.float32, -1.0, 1.0)
+        # The default float: float32, or float64 under enable_x64 (the gradient check).
+        position = jax.random.uniform(key, (1,), minval=-1.0, maxval=1.0)
         return position, PointMassState(time=jnp.zeros((), jnp.int32), position=position)
 
     def step_env(self, key, state, action, params):

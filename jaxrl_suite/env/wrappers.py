@@ -224,7 +224,9 @@ class EpisodeStats(Wrapper):
     owns_state = True
 
     def wrap_reset(self, obs: Any, state: Any, params: Any) -> tuple[Any, EpisodeStatsState]:
-        zero_return = jnp.zeros(reward_shape(self._env, params), jnp.float32)
+        # The default float (float32; float64 under enable_x64, so the return's dtype stays
+        # that of a float64 env's rewards through the episode).
+        zero_return = jnp.zeros(reward_shape(self._env, params), jnp.result_type(float))
         return obs, EpisodeStatsState(state, zero_return, jnp.zeros((), jnp.int32))
 
     def step_env(
