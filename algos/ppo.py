@@ -48,7 +48,7 @@ from jaxrl_suite.env.wrappers import (
     find_state,
     finished_episode_metrics,
 )
-from jaxrl_suite.learn import experience, optim
+from jaxrl_suite.learn import experience, minibatches, optim
 from jaxrl_suite.learn.advantages import generalized_advantages
 from jaxrl_suite.learn.networks import (
     MLP,
@@ -622,8 +622,6 @@ def make_learner(
         None if discrete else jnp.asarray(action_space.high, config.dtype),
         num_objectives,
     )
-    batch_size = config.num_envs * config.num_steps
-    minibatch_size = batch_size // config.num_minibatches
     batch_ndim = 2 if config.recurrent else 1  # (steps, envs) or (transitions,) minibatches
     vmapped_step = jax.vmap(env.step, in_axes=(0, 0, 0, None), axis_name=ENV_AXIS)
     stop_gradient = (jax.lax.stop_gradient if config.stop_rollout_gradients
@@ -717,26 +715,9 @@ def make_learner(
         """Shuffle and cut into ``(num_minibatches, ...)``: over all transitions when
         feed-forward, over envs (keeping time order) when recurrent."""
         if config.recurrent:
-            order = jax.random.permutation(key, config.num_envs)
-            per = config.num_envs // config.num_minibatches
-
-            def cut(x, env_axis):
-                x = jnp.take(x, order, axis=env_axis)
-                x = x.reshape(*x.shape[:env_axis], config.num_minibatches, per,
-                              *x.shape[env_axis + 1:])
-                return jnp.moveaxis(x, env_axis, 0)
-
-            def cut_tree(tree, env_axis):  # an observation may be a dict of arrays
-                return jax.tree.map(lambda x: cut(x, env_axis), tree)
-
-            return {k: cut_tree(v, 0 if k == "initial_hidden" else 1) for k, v in data.items()}
-        order = jax.random.permutation(key, batch_size)
-        return jax.tree.map(
-            lambda x: x.reshape(batch_size, *x.shape[2:])[order].reshape(
-                config.num_minibatches, minibatch_size, *x.shape[2:]
-            ),
-            data,
-        )
+            return minibatches.over_envs(key, data, config.num_minibatches,
+                                         {"initial_hidden": 0})
+        return minibatches.over_transitions(key, data, config.num_minibatches)
 
     def rollout(params, carry, env_key, noise_key, env_params_=None):
         # All the rollout's randomness is drawn here in two batched calls rather than inside the
