@@ -152,7 +152,11 @@ def test_hyperparams_meta_defaults_to_none_an_empty_pytree(name):
     hparams = build(name).default_hparams
     assert hparams.meta is None
     leaves = jax.tree.leaves(hparams)
-    assert len(leaves) == len(type(hparams).__dataclass_fields__) - 1  # every field but meta
+    # Every field but meta, and but the preference weights, None on a scalar-reward env.
+    empty = {"meta"} | ({"preference"} if "preference" in type(hparams).__dataclass_fields__
+                        else set())
+    assert all(getattr(hparams, name) is None for name in empty)
+    assert len(leaves) == len(type(hparams).__dataclass_fields__) - len(empty)
     assert all(np.asarray(leaf).dtype == np.float32 and np.ndim(leaf) == 0 for leaf in leaves)
     batched = jax.tree.map(lambda x: jnp.broadcast_to(x, (3,)), hparams)
     assert jax.vmap(lambda h: h)(batched).meta is None
