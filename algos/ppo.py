@@ -834,6 +834,8 @@ def make_train(
     vmapped_reset = jax.vmap(env.reset, in_axes=(0, None), axis_name=ENV_AXIS)
 
     def init(key: jax.Array, hparams: Hyperparams, run_env_params: Any = None) -> PPOState:
+        # Shapes are static: a wrong-length preference fails here, while tracing, in plain words.
+        experience.check_preference(hparams.preference, learner.networks.num_objectives, "PPO")
         network_key, reset_key, key = jax.random.split(key, 3)
         observation, env_state = vmapped_reset(
             jax.random.split(reset_key, config.num_envs),

@@ -108,6 +108,14 @@ def trained_over_preferences():
     return train, jax.jit(jax.vmap(train))(keys, hparams)
 
 
+def test_ppo_refuses_a_wrong_length_preference_while_tracing():
+    env, params = two_arm()
+    train = ppo.make_train(MO_CONFIG, env, params)
+    bad = train.default_hparams.replace(preference=jnp.ones(3) / 3)
+    with pytest.raises(ValueError, match=r"PPO.*preference must have shape \(2,\).*\(3,\)"):
+        jax.eval_shape(train.initial_state, jax.random.key(0), bad)
+
+
 @pytest.mark.slow
 def test_ppo_has_one_value_per_objective_and_equal_default_weights():
     train, result = trained_over_preferences()
