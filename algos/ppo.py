@@ -33,7 +33,6 @@ from typing import Any
 import distrax
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
@@ -48,7 +47,7 @@ from jaxrl_suite.env.wrappers import (
     find_state,
     finished_episode_metrics,
 )
-from jaxrl_suite.learn import experience, minibatches, optim
+from jaxrl_suite.learn import minibatches, optim, preferences
 from jaxrl_suite.learn.advantages import generalized_advantages
 from jaxrl_suite.learn.networks import (
     MLP,
@@ -471,17 +470,14 @@ class PPOState:
 
 def num_objectives_of(env: Environment, env_params: Any = None) -> int:
     """0 for a scalar reward, ``k`` for an env whose ``reward_space`` is ``(k,)``."""
-    return experience.num_objectives_of(env, env_params, "PPO")
+    return preferences.num_objectives_of(env, env_params, "PPO")
 
 
 def default_hyperparams(config: Config, num_objectives: int = 0) -> Hyperparams:
     """``Hyperparams.from_config``, with equal preference weights ``1 / k`` for a
     multi-objective env."""
-    hparams = Hyperparams.from_config(config)
-    if num_objectives:
-        hparams = hparams.replace(preference=np.full(num_objectives, 1.0 / num_objectives,
-                                                     config.dtype))
-    return hparams
+    return Hyperparams.from_config(config).replace(
+        preference=preferences.default_preference(num_objectives, config.dtype))
 
 
 def training_env(config: Config, env: Environment) -> Environment:
@@ -835,7 +831,8 @@ def make_train(
 
     def init(key: jax.Array, hparams: Hyperparams, run_env_params: Any = None) -> PPOState:
         # Shapes are static: a wrong-length preference fails here, while tracing, in plain words.
-        experience.check_preference(hparams.preference, learner.networks.num_objectives, "PPO")
+        preferences.check_preference(hparams.preference, learner.networks.num_objectives,
+                                     "PPO")
         network_key, reset_key, key = jax.random.split(key, 3)
         observation, env_state = vmapped_reset(
             jax.random.split(reset_key, config.num_envs),

@@ -49,11 +49,6 @@ from jaxrl_suite.learn.buffers import ReplayBuffer, Transition
 from jaxrl_suite.learn.experience import (
     Experience,
     ExperienceCollector,
-    check_preference,
-    default_preference,
-    min_by_preference,
-    num_objectives_of,
-    scalarize,
     validate_replay_schedule,
 )
 from jaxrl_suite.learn.networks import (
@@ -63,6 +58,13 @@ from jaxrl_suite.learn.networks import (
     activation_by_name,
     scale_to_bounds,
     tanh_gaussian_sample,
+)
+from jaxrl_suite.learn.preferences import (
+    check_preference,
+    default_preference,
+    min_by_preference,
+    num_objectives_of,
+    scalarize,
 )
 from jaxrl_suite.run.algorithms import AlgorithmSpec
 from jaxrl_suite.run.configs import (

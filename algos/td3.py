@@ -46,11 +46,6 @@ from jaxrl_suite.learn.buffers import ReplayBuffer, Transition
 from jaxrl_suite.learn.experience import (
     Experience,
     ExperienceCollector,
-    check_preference,
-    default_preference,
-    min_by_preference,
-    num_objectives_of,
-    scalarize,
     validate_replay_schedule,
 )
 from jaxrl_suite.learn.networks import (
@@ -58,6 +53,13 @@ from jaxrl_suite.learn.networks import (
     QEnsemble,
     activation_by_name,
     scale_to_bounds,
+)
+from jaxrl_suite.learn.preferences import (
+    check_preference,
+    default_preference,
+    min_by_preference,
+    num_objectives_of,
+    scalarize,
 )
 from jaxrl_suite.run.algorithms import AlgorithmSpec
 from jaxrl_suite.run.configs import (

@@ -44,7 +44,7 @@ _MODULES = {
                                                      "rollouts")},
     **{name: f"jaxrl_suite.learn.{name}" for name in ("networks", "advantages", "buffers",
                                                        "experience", "minibatches", "optim",
-                                                       "objectives", "level_sampler",
+                                                       "objectives", "preferences", "level_sampler",
                                                        "level_scores")},
     **{name: f"jaxrl_suite.run.{name}" for name in ("training", "algorithms", "configs",
                                                      "harness", "folder", "command",

@@ -18,6 +18,8 @@ from jaxrl_suite.env.wrappers import AutoReset, EpisodeStats, auto_reset_env
 from jaxrl_suite.learn.buffers import ReplayBuffer
 from jaxrl_suite.learn.experience import (
     ExperienceCollector,
+)
+from jaxrl_suite.learn.preferences import (
     check_preference,
     min_by_preference,
 )

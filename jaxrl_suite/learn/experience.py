@@ -8,10 +8,7 @@ learning starts. The learning itself (losses, target networks, the update step) 
 algorithm's file.
 
 Multi-objective envs (``reward_shape(env) == (k,)``): the buffer stores a ``(k,)`` reward per
-transition, and SAC and TD3 share the preference helpers here: ``default_preference`` (equal
-weights ``1 / k``), ``check_preference`` (its shape, at trace time, before compiling),
-``scalarize`` (``w . Q``) and ``min_by_preference`` (the ensemble member with the lowest
-``w . Q``, its whole vector).
+transition; the preference helpers are in ``jaxrl_suite.learn.preferences``.
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 
 from jaxrl_suite.env import spaces
@@ -29,8 +25,7 @@ from jaxrl_suite.env.environment import Environment
 from jaxrl_suite.env.wrappers import reward_shape
 from jaxrl_suite.learn.buffers import ReplayBuffer, ReplayBufferState, Transition
 
-__all__ = ["Experience", "ExperienceCollector", "check_preference", "default_preference",
-           "min_by_preference", "num_objectives_of", "scalarize", "validate_replay_schedule"]
+__all__ = ["Experience", "ExperienceCollector", "validate_replay_schedule"]
 
 
 @struct.dataclass
@@ -135,58 +130,3 @@ def validate_replay_schedule(config: Any) -> None:
             f"({config.learning_starts}); one update takes num_envs * train_frequency = "
             f"{per_update} env steps."
         )
-
-
-# --- multi-objective (vector) rewards ---------------------------------------------------------
-def num_objectives_of(env: Environment, env_params: Any, algorithm: str) -> int:
-    """0 for a scalar reward, ``k`` for an env whose ``reward_space`` is ``(k,)``; any other
-    reward shape raises a ``ValueError`` naming ``algorithm`` and the shape."""
-    shape = reward_shape(env, env_params)
-    if len(shape) > 1 or (shape and shape[0] < 1):
-        raise ValueError(f"{algorithm} handles scalar rewards and reward vectors "
-                         f"(num_objectives,); {env.name}'s reward_space has shape {shape}.")
-    return shape[0] if shape else 0
-
-
-def default_preference(num_objectives: int) -> np.ndarray | None:
-    """Equal preference weights ``(num_objectives,)`` of ``1 / k`` (float32); None when 0."""
-    if not num_objectives:
-        return None
-    return np.full(num_objectives, 1.0 / num_objectives, np.float32)
-
-
-def check_preference(preference: Any, num_objectives: int, algorithm: str) -> None:
-    """Raise a ``ValueError`` unless ``preference`` is None for a scalar reward, or of shape
-    ``(num_objectives,)`` for a vector one. Shapes are static, so called while tracing (in
-    ``init``) it fails before anything compiles; under ``vmap`` it sees one member's shape."""
-    shape = None if preference is None else tuple(jnp.shape(preference))
-    if not num_objectives:
-        if shape is not None:
-            raise ValueError(f"{algorithm}: hparams.preference has shape {shape}, but the env's "
-                             f"reward is a scalar; leave preference None.")
-    elif shape != (num_objectives,):
-        raise ValueError(f"{algorithm}: hparams.preference must have shape ({num_objectives},), "
-                         f"one weight per objective of the env; got "
-                         f"{'None' if shape is None else shape}.")
-
-
-def scalarize(values: jax.Array, preference: jax.Array | None) -> jax.Array:
-    """``w . values`` over the last (objective) axis: ``(..., k) -> (...)``; with no
-    preference (a scalar reward) the values are returned as they are."""
-    if preference is None:
-        return values
-    return jnp.sum(values * preference, axis=-1)
-
-
-def min_by_preference(q_values: jax.Array, preference: jax.Array | None) -> jax.Array:
-    """The ensemble minimum of a clipped double-Q target.
-
-    Scalar rewards (``preference`` None): ``q_values`` ``(members, ...)`` -> ``(...)``, the
-    elementwise minimum. Vector rewards: ``q_values`` ``(members, ..., k)`` -> ``(..., k)``: for
-    each sample the whole vector of the member whose scalarised value ``w . Q`` is lowest (not
-    a per-objective minimum, which would mix members into a vector no critic predicts).
-    """
-    if preference is None:
-        return q_values.min(axis=0)
-    lowest = jnp.argmin(scalarize(q_values, preference), axis=0)  # (...)
-    return jnp.take_along_axis(q_values, lowest[None, ..., None], axis=0)[0]

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxrl_suite.learn.preferences import scalarize
+
 __all__ = [
     "OBJECTIVES",
     "ObjectiveInputs",
@@ -97,7 +99,7 @@ advantages of each objective (the preference weights are ``hparams.preference``)
 def linear_scalarization(advantages: jax.Array, hparams: Any) -> jax.Array:
     """``sum_i w_i A_i`` with ``w = hparams.preference`` ``(num_objectives,)``: the weighted
     sum of the objectives' advantages (linear utility, the MORL baseline's)."""
-    return jnp.sum(advantages * hparams.preference, axis=-1)
+    return scalarize(advantages, hparams.preference)
 
 
 def clipped_surrogate(inputs: ObjectiveInputs) -> jax.Array:
