@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -48,14 +47,13 @@ from jaxrl_suite.env.wrappers import (
     finished_episode_metrics,
 )
 from jaxrl_suite.learn import minibatches, optim, preferences
-from jaxrl_suite.learn.advantages import generalized_advantages
-from jaxrl_suite.learn.networks import (
-    MLP,
-    GaussianActor,
-    GridEncoder,
-    ResettableGRU,
-    activation_by_name,
+from jaxrl_suite.learn.action_heads import ActionHead
+from jaxrl_suite.learn.advantages import (
+    explained_variance,
+    generalized_advantages,
+    policy_advantages,
 )
+from jaxrl_suite.learn.networks import MLP, GridEncoder, ResettableGRU, activation_by_name
 from jaxrl_suite.learn.objectives import (
     LossAssembly,
     ObjectiveInputs,
@@ -334,23 +332,19 @@ class Networks:
     Feed-forward: ``params = {"actor", "critic"}``, separate MLPs on the observation.
     Recurrent: ``params = {"torso", "actor", "critic"}``; the GRU torso's features feed both.
     With ``encoder="grid"`` the observation first passes a shared ``GridEncoder``
-    (``params["encoder"]``). With ``num_objectives`` > 0 (a multi-objective env) the critic has
-    one output per objective and ``value`` is ``(..., num_objectives)``.
+    (``params["encoder"]``). The action head (categorical or diagonal Gaussian, from the action
+    space) gives the actor and its distribution. With ``num_objectives`` > 0 (a multi-objective
+    env) the critic has one output per objective and ``value`` is ``(..., num_objectives)``.
     """
 
     config: Config
-    discrete: bool
-    action_dim: int
-    action_low: Any = None
-    action_high: Any = None
+    head: ActionHead
     num_objectives: int = 0  # 0: a scalar reward and a scalar value
 
     @property
     def actor(self):
-        if self.discrete:
-            return MLP(self.config.hidden_sizes, self.action_dim, self.config.activation, 0.01)
-        return GaussianActor(self.config.hidden_sizes, self.action_dim, self.config.activation,
-                             self.config.initial_log_std)
+        return self.head.actor(self.config.hidden_sizes, self.config.activation,
+                               self.config.initial_log_std)
 
     @property
     def critic(self) -> MLP:
@@ -387,10 +381,7 @@ class Networks:
         return jax.tree.map(lambda x: x.astype(self.config.dtype), params)
 
     def distribution(self, params: dict[str, Any], features: jax.Array) -> distrax.Distribution:
-        if self.discrete:
-            return distrax.Categorical(logits=self.actor.apply(params["actor"], features))
-        mean, log_std = self.actor.apply(params["actor"], features)
-        return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
+        return self.head.distribution(self.actor.apply(params["actor"], features))
 
     def value(self, params: dict[str, Any], features: jax.Array) -> jax.Array:
         values = self.critic.apply(params["critic"], features)
@@ -400,27 +391,6 @@ class Networks:
         """One GRU step: ``(hidden, features)``; hidden is zeroed where ``episode_start``."""
         features = self.encode(params, observation)
         return self.torso.apply(params["torso"], hidden, (features, episode_start))
-
-    def sampling_noise(self, key: jax.Array, batch_shape: tuple[int, ...]) -> jax.Array:
-        """Noise for ``sample_from_noise``: Gumbel ``(..., num_actions)`` for a categorical
-        policy, standard normal ``(..., action_dim)`` for a Gaussian one."""
-        shape = (*batch_shape, self.action_dim)
-        return (jax.random.gumbel if self.discrete else jax.random.normal)(key, shape)
-
-    def sample_from_noise(self, distribution: distrax.Distribution, noise: jax.Array):
-        """A sample of ``distribution`` made from pre-drawn noise (Gumbel-max, or mean + std *
-        noise): the same distribution as ``distribution.sample``."""
-        if self.discrete:
-            return jnp.argmax(distribution.logits + noise, axis=-1)
-        return distribution.loc + distribution.scale_diag * noise
-
-    def greedy_action(self, distribution: distrax.Distribution) -> jax.Array:
-        return distribution.mode() if self.discrete else distribution.mean()
-
-    def clip_to_bounds(self, action: jax.Array) -> jax.Array:
-        if self.discrete:
-            return action
-        return jnp.clip(action, self.action_low, self.action_high)
 
 
 def network_input(observation: Any, dtype: Any = jnp.float32) -> Any:
@@ -466,11 +436,6 @@ class PPOState:
     update_step: jax.Array  # int32, updates done so far
     hparams: Hyperparams
     env_params: Any = None  # the traced env params given to train(); None: the closed-over ones
-
-
-def num_objectives_of(env: Environment, env_params: Any = None) -> int:
-    """0 for a scalar reward, ``k`` for an env whose ``reward_space`` is ``(k,)``."""
-    return preferences.num_objectives_of(env, env_params, "PPO")
 
 
 def default_hyperparams(config: Config, num_objectives: int = 0) -> Hyperparams:
@@ -607,17 +572,9 @@ def make_learner(
     make_optimizer = optim.resolve_optimizer(
         optimizer, default_optimizer(config), Hyperparams.from_config(config), "PPO")
     env = training_env(config, env)
-    num_objectives = num_objectives_of(env, env_params)
-    action_space = env.action_space(env_params)
-    discrete = isinstance(action_space, spaces.Discrete)
-    networks = Networks(
-        config,
-        discrete,
-        action_space.n if discrete else math.prod(action_space.shape),
-        None if discrete else jnp.asarray(action_space.low, config.dtype),
-        None if discrete else jnp.asarray(action_space.high, config.dtype),
-        num_objectives,
-    )
+    num_objectives = preferences.num_objectives_of(env, env_params, "PPO")
+    networks = Networks(config, ActionHead.for_space(env.action_space(env_params), config.dtype),
+                        num_objectives)
     batch_ndim = 2 if config.recurrent else 1  # (steps, envs) or (transitions,) minibatches
     vmapped_step = jax.vmap(env.step, in_axes=(0, 0, 0, None), axis_name=ENV_AXIS)
     stop_gradient = (jax.lax.stop_gradient if config.stop_rollout_gradients
@@ -632,7 +589,7 @@ def make_learner(
         else:
             features = networks.encode(params, observation)
         distribution = networks.distribution(params, features)
-        action = networks.sample_from_noise(distribution, action_noise)
+        action = networks.head.sample_from_noise(distribution, action_noise)
         log_prob = distribution.log_prob(action)
         next_observation, env_state, reward, terminated, truncated, info = vmapped_step(
             env_keys, env_state, action, step_env_params
@@ -675,17 +632,10 @@ def make_learner(
         log_prob = distribution.log_prob(batch["action"])
         log_ratio = log_prob - batch["log_prob"]
         ratio = jnp.exp(log_ratio)
-        advantages = batch["advantage"]
-        objective_advantages = None
-        if num_objectives:
-            objective_advantages = advantages
-            if config.normalize_advantages:
-                axes = tuple(range(batch_ndim))
-                objective_advantages = ((advantages - advantages.mean(axis=axes))
-                                        / (advantages.std(axis=axes) + 1e-8))
-            advantages = scalarize(advantages, hparams)
-        if config.normalize_advantages:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        advantages, objective_advantages = policy_advantages(
+            batch["advantage"], hparams, normalize=config.normalize_advantages,
+            num_objectives=num_objectives, scalarize=scalarize,
+            batch_axes=tuple(range(batch_ndim)))
 
         def flat(x):  # the minibatch's leading axes as one (an objective axis stays)
             return None if x is None else x.reshape(-1, *x.shape[batch_ndim:])
@@ -722,7 +672,7 @@ def make_learner(
         step_env_params = env_params if env_params_ is None else env_params_
         randomness = (
             jax.random.split(env_key, (config.num_steps, config.num_envs)),
-            networks.sampling_noise(noise_key, (config.num_steps, config.num_envs)),
+            networks.head.sampling_noise(noise_key, (config.num_steps, config.num_envs)),
         )
         carry, trajectory = jax.lax.scan(
             lambda c, r: rollout_step(params, step_env_params, c, r), carry, randomness)
@@ -769,16 +719,9 @@ def make_learner(
                 "total_loss": total, "grad_norm": optax.global_norm(grads), **diagnostics
             }
 
-        def epoch(carry, epoch_inputs):
-            epoch_key, epoch_index = epoch_inputs
-            epoch_progress = epoch_index / config.update_epochs
-            return jax.lax.scan(lambda c, b: minibatch_step(c, b, epoch_progress), carry,
-                                split_minibatches(epoch_key, data))
-
-        (params, opt_state), losses = jax.lax.scan(
-            epoch, (params, opt_state),
-            (jax.random.split(key, config.update_epochs), jnp.arange(config.update_epochs)),
-        )
+        (params, opt_state), losses = minibatches.epochs(
+            minibatch_step, (params, opt_state), key, data, config.update_epochs,
+            split_minibatches)
         return params, opt_state, losses
 
     if config.remat_learn:
@@ -795,9 +738,9 @@ def make_learner(
         else:
             features = networks.encode(params, observation)
         distribution = networks.distribution(params, features)
-        action = (networks.greedy_action(distribution) if deterministic
+        action = (networks.head.greedy(distribution) if deterministic
                   else distribution.sample(seed=key))
-        return networks.clip_to_bounds(action), hidden
+        return networks.head.clip(action), hidden
 
     return PPOLearner(config, env, env_params, networks, make_optimizer, rollout, assess, learn,
                       act)
@@ -869,7 +812,6 @@ def make_train(
             state.params, state.opt_state, hparams, trajectory, values, advantages, targets,
             state.hidden, learn_key, progress,
         )
-        residual_variance = jnp.var(targets - values)
         metrics = {
             "env_steps": (state.update_step + 1) * batch_size,
             **finished_episode_metrics({
@@ -878,7 +820,7 @@ def make_train(
                 "returned_episode": trajectory.returned_episode,
             }),
             **jax.tree.map(jnp.mean, losses),
-            "explained_variance": 1.0 - residual_variance / (jnp.var(targets) + 1e-8),
+            "explained_variance": explained_variance(values, targets),
         }
         if optimizer is None:  # the default optimiser's rate; a given optimiser keeps its own
             metrics["learning_rate"] = hparams.learning_rate * (

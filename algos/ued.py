@@ -528,14 +528,14 @@ def make_train(
             jax.random.split(reset_key, num_envs), editor_params)
         steps = editor.num_steps
         randomness = (jax.random.split(step_key, (steps, num_envs)),
-                      adversary.networks.sampling_noise(noise_key, (steps, num_envs)))
+                      adversary.networks.head.sampling_noise(noise_key, (steps, num_envs)))
 
         def edit(carry, step):
             editor_state, observation = carry
             step_keys, noise = step
             features = adversary.networks.encode(adversary_params, adversary_input(observation))
             distribution = adversary.networks.distribution(adversary_params, features)
-            action = adversary.networks.sample_from_noise(distribution, noise)
+            action = adversary.networks.head.sample_from_noise(distribution, noise)
             next_observation, editor_state, _, terminated, _, _ = jax.vmap(
                 editor.step_env, in_axes=(0, 0, 0, None))(step_keys, editor_state, action,
                                                           editor_params)

@@ -1,6 +1,8 @@
 """jaxrl_suite.learn.minibatches by hand on tiny rollouts: every transition (or env) lands in
 exactly one minibatch, the leaves stay aligned, a recurrent split keeps each env's time order."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,3 +44,18 @@ def test_a_count_that_does_not_divide_is_refused():
         minibatches.over_transitions(jax.random.key(0), {"id": NUMBERS}, 5)
     with pytest.raises(ValueError, match=r"divisor of the number of envs \(4\); got 3"):
         minibatches.over_envs(jax.random.key(0), {"id": NUMBERS}, 3)
+
+
+def test_epochs_reshuffle_each_pass_and_hand_the_progress_to_the_step():
+    data = {"x": jnp.arange(12.0).reshape(3, 4)}
+
+    def step(total, batch, epoch_progress):
+        return total + batch["x"].sum(), (epoch_progress, batch["x"])
+
+    split = functools.partial(minibatches.over_transitions, num_minibatches=2)
+    total, (progress, seen) = minibatches.epochs(step, 0.0, jax.random.key(0), data, 3, split)
+    assert float(total) == 3 * float(data["x"].sum())  # every transition once per epoch
+    np.testing.assert_allclose(np.asarray(progress), [[0, 0], [1 / 3, 1 / 3], [2 / 3, 2 / 3]])
+    assert seen.shape == (3, 2, 6)
+    orders = [tuple(np.asarray(seen[e]).reshape(-1)) for e in range(3)]
+    assert len(set(orders)) > 1  # a fresh permutation per epoch

@@ -45,3 +45,26 @@ def test_grid_encoder_shapes_batches_and_gradients():
     image_only = GridEncoder(direction_features=4)
     image_params = image_only.init(jax.random.key(0), {"image": single["image"]})
     assert image_only.apply(image_params, {"image": single["image"]}).shape == (16 * 3 * 3,)
+
+
+def test_action_heads_sample_clip_and_refuse_other_spaces():
+    from jaxrl_suite.env import spaces
+    from jaxrl_suite.learn.action_heads import ActionHead
+
+    box = ActionHead.for_space(spaces.Box(-1.0, 2.0, (2,), jnp.float32))
+    dist = box.distribution((jnp.zeros(2), jnp.log(jnp.full(2, 3.0))))
+    noise = box.sampling_noise(jax.random.key(0), (5000,))
+    samples = box.sample_from_noise(dist, noise)
+    assert samples.shape == (5000, 2)
+    np.testing.assert_allclose(np.asarray(samples.std(axis=0)), [3.0, 3.0], rtol=0.05)
+    clipped = box.clip(samples)
+    assert float(clipped.min()) == -1.0 and float(clipped.max()) == 2.0
+    discrete = ActionHead.for_space(spaces.Discrete(3))
+    logits = jnp.log(jnp.array([0.2, 0.3, 0.5]))
+    draws = discrete.sample_from_noise(discrete.distribution(logits),
+                                       discrete.sampling_noise(jax.random.key(1), (20000,)))
+    np.testing.assert_allclose(np.bincount(np.asarray(draws), minlength=3) / 20000,
+                               [0.2, 0.3, 0.5], atol=0.015)
+    assert int(discrete.greedy(discrete.distribution(logits))) == 2
+    with pytest.raises(ValueError, match="Discrete or Box"):
+        ActionHead.for_space(spaces.Dict({"a": spaces.Discrete(2)}))

@@ -15,6 +15,7 @@ import pytest
 
 import jaxrl_suite
 from jaxrl_suite.algos import ppo
+from jaxrl_suite.learn.action_heads import ActionHead
 from jaxrl_suite.run.evaluation import evaluate
 from tests.toy_envs import ConstantRewardEnv
 
@@ -153,7 +154,7 @@ def test_truncated_steps_bootstrap_from_the_final_observation():
                         clip_value=False, entropy_coef=0.0)
     train = ppo.make_train(config, env, env.default_params)
     result = jax.jit(train)(jax.random.key(0))
-    networks = ppo.Networks(config, discrete=True, action_dim=2)
+    networks = ppo.Networks(config, ActionHead(discrete=True, action_dim=2))
     value = float(networks.value(result.state.params, jnp.ones(1)))
     assert value == pytest.approx(10.0, rel=0.1)
 

@@ -12,10 +12,20 @@ is ignored (no bootstrap).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
-__all__ = ["generalized_advantages", "n_step_returns", "next_values_from_rollout"]
+__all__ = [
+    "explained_variance",
+    "generalized_advantages",
+    "n_step_returns",
+    "next_values_from_rollout",
+    "policy_advantages",
+    "standardize",
+]
 
 
 def _per_objective(flag: jax.Array, like: jax.Array) -> jax.Array:
@@ -115,3 +125,51 @@ def n_step_returns(
     last_terminated = jnp.take_along_axis(terminated, last[:, None], axis=1)[:, 0]
     bootstrap_discount = jnp.where(last_terminated, 0.0, gamma ** (last + 1.0))
     return returns, bootstrap_discount.astype(rewards.dtype), last
+
+
+def standardize(x: jax.Array, axis: int | tuple[int, ...] | None = None) -> jax.Array:
+    """``(x - mean) / (std + 1e-8)`` over ``axis`` (all axes by default)."""
+    return (x - x.mean(axis=axis)) / (x.std(axis=axis) + 1e-8)
+
+
+def policy_advantages(
+    advantages: jax.Array,
+    hparams: Any,
+    *,
+    normalize: bool,
+    num_objectives: int = 0,
+    scalarize: Callable[[jax.Array, Any], jax.Array] | None = None,
+    batch_axes: tuple[int, ...] = (0,),
+) -> tuple[jax.Array, jax.Array | None]:
+    """The advantages a policy objective optimises, from a minibatch's GAE advantages.
+
+    Args:
+      advantages: ``(*batch, k)`` per objective when ``num_objectives`` is ``k`` > 0, else
+        ``(*batch)``.
+      hparams: handed to ``scalarize`` (it holds the preference weights).
+      normalize: standardise over the minibatch (per objective, and after scalarising).
+      num_objectives: 0 for a scalar reward.
+      scalarize: ``(advantages (*batch, k), hparams) -> (*batch)``; needed when
+        ``num_objectives`` > 0.
+      batch_axes: the minibatch's axes, over which a vector advantage is standardised.
+
+    Returns:
+      ``(advantages (*batch), objective_advantages)``: the scalar advantages (scalarised, then
+      standardised when ``normalize``), and for a vector reward the per-objective ones
+      (standardised per objective when ``normalize``; ``None`` for a scalar reward), which an
+      objective that handles objectives itself (C-MORL's constraints) reads.
+    """
+    objective_advantages = None
+    if num_objectives:
+        objective_advantages = (standardize(advantages, batch_axes) if normalize
+                                else advantages)
+        advantages = scalarize(advantages, hparams)
+    if normalize:
+        advantages = standardize(advantages)
+    return advantages, objective_advantages
+
+
+def explained_variance(values: jax.Array, targets: jax.Array) -> jax.Array:
+    """``1 - Var(targets - values) / Var(targets)``: 1 for a perfect critic, 0 for one that
+    predicts the mean, negative for one worse than that. Over all elements."""
+    return 1.0 - jnp.var(targets - values) / (jnp.var(targets) + 1e-8)

@@ -1,19 +1,20 @@
-"""Shuffling a rollout into minibatches, for on-policy learners (PPO's epochs).
+"""Shuffling a rollout into minibatches, and epochs of minibatch steps, for on-policy learners.
 
 A rollout is a pytree of arrays ``(num_steps, num_envs, ...)``. A feed-forward learner shuffles
 every transition; a recurrent one keeps each env's steps in time order (its hidden state runs
-along them) and shuffles envs instead.
+along them) and shuffles envs instead. ``epochs`` runs the passes over a rollout that PPO's
+update makes, each reshuffled, with a step function per minibatch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-__all__ = ["over_envs", "over_transitions"]
+__all__ = ["epochs", "over_envs", "over_transitions"]
 
 
 def _check_divides(count: int, num_minibatches: int, what: str) -> None:
@@ -62,3 +63,37 @@ def over_envs(key: jax.Array, rollout: Mapping[str, Any], num_minibatches: int,
         return jax.tree.map(lambda x: cut(x, axis), value)
 
     return {name: cut_entry(name, value) for name, value in rollout.items()}
+
+
+def epochs(
+    step: Callable[[Any, Any, jax.Array], tuple[Any, Any]],
+    carry: Any,
+    key: jax.Array,
+    data: Any,
+    num_epochs: int,
+    split: Callable[[jax.Array, Any], Any],
+) -> tuple[Any, Any]:
+    """``num_epochs`` passes over ``data``, each cut into minibatches afresh.
+
+    Args:
+      step: ``(carry, minibatch, epoch_progress) -> (carry, metrics)``, one minibatch's update;
+        ``epoch_progress`` is the fraction of the epochs done before this one (``0, 1/E, ...``).
+      carry: what the steps thread (params and optimiser state).
+      key: one key per epoch is split from it and handed to ``split``.
+      data: the rollout, as ``split`` takes it.
+      num_epochs: passes (static).
+      split: ``(key, data) -> minibatches`` with a leading minibatch axis (``over_transitions``
+        or ``over_envs`` with its arguments bound).
+
+    Returns:
+      ``(carry, metrics)``, each metric stacked ``(num_epochs, num_minibatches, ...)``.
+    """
+
+    def epoch(carry, epoch_inputs):
+        epoch_key, epoch_index = epoch_inputs
+        epoch_progress = epoch_index / num_epochs
+        return jax.lax.scan(lambda c, batch: step(c, batch, epoch_progress), carry,
+                            split(epoch_key, data))
+
+    return jax.lax.scan(epoch, carry,
+                        (jax.random.split(key, num_epochs), jnp.arange(num_epochs)))
