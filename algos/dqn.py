@@ -355,7 +355,7 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
         (loss, (td_error, q_mean)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.target_params, batch
         )
-        grad_norm = optax.global_norm(grads)  # before clipping (the clip is in the chain)
+        grad_norm = optax.tree.norm(grads)  # before clipping (the clip is in the chain)
         params, opt_state = optim.apply_gradient(
             make_optimizer(state.hparams), state.params, state.opt_state, grads)
         experience = state.experience

@@ -716,7 +716,7 @@ def make_learner(
             )
             params, opt_state = optim.apply_gradient(optimizer, params, opt_state, grads)
             return (params, opt_state), {
-                "total_loss": total, "grad_norm": optax.global_norm(grads), **diagnostics
+                "total_loss": total, "grad_norm": optax.tree.norm(grads), **diagnostics
             }
 
         (params, opt_state), losses = minibatches.epochs(

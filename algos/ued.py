@@ -497,6 +497,9 @@ def make_train(
         metrics = {
             **round_metrics(trajectory, scores, levels),
             "replay_fraction": (kind == REPLAY).astype(jnp.float32),
+            # 0 on the rounds that skip learning, whose losses are NaN (see run/divergence.py)
+            "learned": ((kind == REPLAY) if learns_only_on_replay
+                        else jnp.bool_(True)).astype(jnp.float32),
             "mutate_fraction": (kind == MUTATE).astype(jnp.float32),
             **jax.tree.map(jnp.mean, losses),
         }

@@ -126,6 +126,22 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_picture_fits(args: argparse.Namespace) -> None:
+    """Refuse, before any level is generated, a picture too large for this machine's memory
+    (``--size 5000`` is an 80,000-pixel square: tens of GB)."""
+    from jaxrl_suite.run.resources import check_fits
+
+    cells = (args.size or 13) ** 2  # a named level is at most a few dozen cells across
+    tile = args.tile_size or 16
+    pictures = (args.num_levels or 1) * ((args.rollout_steps or 0) + 1)
+    # The (H, W, tile, tile, 3) uint8 pixels, about as much again while they are assembled,
+    # and the host copy that is written out.
+    needed = 3 * cells * tile * tile * 3 * pictures
+    check_fits(needed, f"jaxrl render: {pictures} picture(s) of {args.size or 13}x"
+               f"{args.size or 13} cells at {tile} pixels per cell",
+               "use a smaller --size, --tile-size, --num-levels or --rollout-steps.")
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
     """Checks what every picture shares, then dispatches to the env's render hook (its
     registry entry's ``render``): the command line knows no env."""
@@ -148,6 +164,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if (suffix == ".gif") != (args.rollout_steps is not None):
         raise ValueError("jaxrl render: a rollout (--rollout-steps T) is written as a .gif, and "
                          "a .gif output needs --rollout-steps; the other pictures are .png.")
+    _check_picture_fits(args)
     description = hook(RenderRequest(
         env_id=args.env, output=str(output), level=args.level, generator=args.generator,
         size=args.size, seed=args.seed, num_levels=args.num_levels,
@@ -246,6 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "train":  # its flags are the algorithm's: parsed by the harness
         return _train(argv[1:])
     args = build_parser().parse_args(argv)
+    from jaxrl_suite.run.command import plain_warnings
+
+    plain_warnings()
     try:
         return args.run(args)
     except ValueError as error:  # bad input: one clear line, no traceback

@@ -6,6 +6,7 @@ import csv
 import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,8 +20,9 @@ import pytest
 
 import jaxrl_suite
 from jaxrl_suite.algos import ppo
-from jaxrl_suite.run.checkpoints import Checkpointer
+from jaxrl_suite.run.checkpoints import Checkpointer, CheckpointWarning
 from jaxrl_suite.run.harness import RunOptions, evaluate_run, run_training
+from tests.test_reliability import folder_contents
 
 # learning_rate 1e-3 (PPO's default 2.5e-4 barely moves CartPole in these 12 updates: the last
 # three updates' returns averaged 27 and 33, a random policy's 22), so the run's returns can
@@ -133,19 +135,19 @@ def test_progress_does_not_change_the_result(tmp_path, uninterrupted):
 def test_sigkilled_run_resumes_to_exactly_the_uninterrupted_parameters(tmp_path, uninterrupted):
     _, reference_dir, _ = uninterrupted
     run_dir = tmp_path / "killed"
-    # The child reports every update and pauses 0.3 s in each report, so it is still running
-    # when its first checkpoint lands; then it gets SIGKILL.
+    # The child reports as the uninterrupted run does (every 3 updates) and pauses 1 s in each
+    # report, so it is still running when its first checkpoint lands; then it gets SIGKILL.
     child = f"""
 import time
 from jaxrl_suite.algos import ppo
 from jaxrl_suite.run.harness import RunOptions, run_training
 class Slow:
-    def write(self, *args): time.sleep(0.3)
+    def write(self, *args): time.sleep(1.0)
     def close(self): pass
 from jaxrl_suite.algos.ppo import Config
 config = {CONFIG!r}
 run_training(ppo, config, RunOptions(env="gymnax/CartPole-v1", seeds=2, seed=1,
-             run_dir={str(run_dir)!r}, checkpoint_every=4, progress_every=1, eval_episodes=2),
+             run_dir={str(run_dir)!r}, checkpoint_every=4, progress_every=3, eval_episodes=2),
              extra_sinks=[Slow()])
 """
     process = subprocess.Popen([sys.executable, "-c", child], cwd=Path(__file__).parents[1])
@@ -174,6 +176,31 @@ run_training(ppo, config, RunOptions(env="gymnax/CartPole-v1", seeds=2, seed=1,
     assert sorted((int(r["update"]), int(r["seed"])) for r in rows) == [
         (u, s) for u in range(1, NUM_UPDATES + 1) for s in range(2)
     ]
+    # Every file of the folder as the uninterrupted run left it: the same metrics rows, progress
+    # rows and TensorBoard scalars (each once, wall times aside) and the same checkpoints.
+    assert folder_contents(run_dir) == folder_contents(reference_dir)
+
+
+@pytest.mark.slow
+def test_eval_skips_a_damaged_newest_checkpoint_with_one_warning(tmp_path, uninterrupted,
+                                                                  capsys):
+    from jaxrl_suite.cli import main as cli_main
+    from tests.test_reliability import truncate_array_file
+
+    _, reference_dir, _ = uninterrupted
+    run_dir = tmp_path / "damaged"
+    shutil.copytree(reference_dir, run_dir)
+    truncate_array_file(run_dir / "checkpoints" / str(NUM_UPDATES))
+    with pytest.warns(CheckpointWarning, match=rf"update {NUM_UPDATES} \(") as record:
+        assert cli_main(["eval", str(run_dir), "--episodes", "2"]) == 0
+    # One warning; none of orbax's "Event loop is closed" tracebacks (which pytest would turn
+    # into PytestUnraisableExceptionWarning here, and print on a terminal).
+    categories = [w.category.__name__ for w in record]
+    assert categories.count("CheckpointWarning") == 1, categories
+    assert "PytestUnraisableExceptionWarning" not in categories, categories
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "Event loop" not in captured.err, captured.err
+    assert "checkpoint at update 8" in captured.out
 
 
 @pytest.mark.slow

@@ -100,7 +100,7 @@ def clip_by_global_norm(max_norm: float | jax.Array) -> optax.GradientTransforma
 
     def update(updates, state, params=None):
         del params
-        norm = optax.global_norm(updates)
+        norm = optax.tree.norm(updates)
         scale = jnp.minimum(1.0, max_norm / (norm + 1e-12))
         return jax.tree.map(lambda g: g * scale, updates), state
 

@@ -16,12 +16,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from jaxrl_suite.run.algorithms import AlgorithmSpec, algorithm_spec
+from jaxrl_suite.run.divergence import TrainingDiverged
 from jaxrl_suite.run.folder import load_run
 from jaxrl_suite.run.harness import run_training
 from jaxrl_suite.run.options import RunOptions
 from jaxrl_suite.run.sharding import use_all_cpu_cores
 
-__all__ = ["algorithm_main"]
+__all__ = ["algorithm_main", "plain_warnings"]
 
 
 def _int_fields(*types_: type) -> set[str]:
@@ -55,6 +56,15 @@ def _accept_scientific_integers(argv: list[str], int_flags: set[str]) -> list[st
     return out
 
 
+def plain_warnings() -> None:
+    """Warnings on the command line as one line each (``jaxrl: warning: ...``), not Python's
+    two-line ``file:line: Category: message`` form with the source line."""
+    import warnings
+
+    warnings.formatwarning = lambda message, category, *args, **kwargs: (
+        f"jaxrl: warning: {message}\n")
+
+
 def algorithm_main(algorithm: types.ModuleType | AlgorithmSpec,
                    argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """The CLI of an algorithm (its module or spec): run options and every ``Config`` field as
@@ -67,6 +77,7 @@ def algorithm_main(algorithm: types.ModuleType | AlgorithmSpec,
     import tyro
 
     algorithm = algorithm_spec(algorithm)
+    plain_warnings()
     use_all_cpu_cores()  # before any computation: seeds then spread over every core
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
@@ -116,6 +127,16 @@ def algorithm_main(algorithm: types.ModuleType | AlgorithmSpec,
     except ValueError as error:
         print(f"jaxrl: error: {error}", file=sys.stderr)
         return 2
+    except TrainingDiverged as error:
+        print(f"jaxrl: error: {error}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt as interrupt:
+        # The last finished checkpoint is intact (orbax renames a step's folder into place
+        # only when it is complete), so the run can go on from it.
+        run_dir = getattr(interrupt, "run_dir", "RUN_DIR")
+        print(f"jaxrl: interrupted; continue the run with --resume {run_dir} (its last "
+              f"finished checkpoint is intact).", file=sys.stderr)
+        return 130
     seconds = time.perf_counter() - start
     episode_return = np.asarray(result.metrics.get("episode_return", np.zeros((0, 1))))
     tail = episode_return[-max(1, len(episode_return) // 10):]

@@ -7,6 +7,7 @@ Python before anything is traced. The algorithm files call them from their ``val
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
@@ -41,18 +42,29 @@ def require_in_unit_interval(config: Any, *names: str) -> None:
             raise ValueError(f"{name} must be in [0, 1]; got {value!r}.")
 
 
+def _finite_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except TypeError:  # not a real number
+        return False
+
+
 def require_positive(config: Any, *names: str) -> None:
-    """Each named field is above 0."""
+    """Each named field is a finite number above 0 (``inf`` is refused as ``nan`` is)."""
     for name in names:
-        if not getattr(config, name) > 0:
-            raise ValueError(f"{name} must be positive; got {getattr(config, name)!r}.")
+        value = getattr(config, name)
+        if not (_finite_number(value) and value > 0):
+            raise ValueError(f"{name} must be positive and finite; got {value!r}.")
 
 
 def require_non_negative(config: Any, *names: str) -> None:
-    """Each named field is 0 or more."""
+    """Each named field is a finite number, 0 or more."""
     for name in names:
-        if not getattr(config, name) >= 0:
-            raise ValueError(f"{name} must be non-negative; got {getattr(config, name)!r}.")
+        value = getattr(config, name)
+        if not (_finite_number(value) and value >= 0):
+            raise ValueError(f"{name} must be non-negative and finite; got {value!r}.")
 
 
 def require_hidden_sizes(hidden_sizes: Any) -> None:

@@ -9,6 +9,7 @@ import csv
 import dataclasses
 import datetime
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -121,8 +122,14 @@ def truncate_csv(path: Path, last_update: int) -> None:
         rows = list(csv.DictReader(file))
     kept = [row for row in rows if int(row["update"]) <= last_update]
     if len(kept) != len(rows):
-        path.unlink()
-        append_csv(path, kept)
+        # Written beside it and renamed over it: a kill mid-write leaves the old file whole.
+        partial = path.with_name(path.name + ".partial")
+        partial.unlink(missing_ok=True)
+        if kept:
+            append_csv(partial, kept)
+        else:
+            partial.write_text("")
+        os.replace(partial, path)
 
 
 def load_run(run_dir: str | Path) -> tuple[AlgorithmSpec, Any, RunOptions, dict[str, Any]]:

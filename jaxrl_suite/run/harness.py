@@ -15,7 +15,13 @@ What it does, in order:
   W&B);
 - after each chunk appends every update's metrics for every seed to ``metrics.csv`` and saves the
   state (``checkpoints/``); at the end it saves the final state, plots ``learning_curve.png``
-  and evaluates the final policies (``eval.json``).
+  and evaluates the final policies (``eval.json``);
+- checks every update for divergence (the ``finite`` metric, ``jaxrl_suite.run.divergence``):
+  on a NaN or infinite loss or parameter it stops with ``TrainingDiverged`` (or warns, with
+  ``on_nonfinite="warn"``), and a non-finite state never replaces the last finite checkpoint.
+
+A resumed run leaves the folder as an uninterrupted run would: ``metrics.csv``, ``progress.csv``
+and the TensorBoard scalars are cut back to the checkpoint it resumes from before it appends.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import shutil
 import sys
 import types
 from collections.abc import Callable, Sequence
@@ -37,6 +45,13 @@ from jaxrl_suite.env.registry import make
 from jaxrl_suite.run import sinks as sinks_lib
 from jaxrl_suite.run.algorithms import algorithm_spec
 from jaxrl_suite.run.checkpoints import Checkpointer, config_fingerprint
+from jaxrl_suite.run.divergence import (
+    FINITE_METRIC,
+    TrainingDiverged,
+    find_divergence,
+    finite_flag,
+    learned_leaves,
+)
 from jaxrl_suite.run.evaluation import evaluate
 from jaxrl_suite.run.folder import (
     append_csv,
@@ -50,6 +65,7 @@ from jaxrl_suite.run.folder import (
     truncate_csv,
 )
 from jaxrl_suite.run.options import RunOptions, seed_keys, validate_options
+from jaxrl_suite.run.resources import check_fits, tree_bytes
 from jaxrl_suite.run.sharding import shard_seeds
 from jaxrl_suite.run.training import Train, TrainResult
 
@@ -112,12 +128,17 @@ def _seed_batched(update):
 
 def make_chunk_runner(train: Train, progress_every: int, reporter: Any = None):
     """A jitted ``(states, first_update, num_updates) -> (states, metrics)`` over seed-batched
-    states. With a ``reporter``, every ``progress_every``-th update (and the last one of the run)
+    states; the metrics are ``train``'s plus ``finite`` (``jaxrl_suite.run.divergence``).
+    With a ``reporter``, every ``progress_every``-th update (and the last one of the run)
     calls it from inside the compiled loop with the metrics of that update for all seeds.
     ``train.data`` (an offline dataset) is an argument of the compiled program, not a constant."""
 
+    def checked_step(state, data):
+        state, metrics = train.step(state, data)
+        return state, {**metrics, FINITE_METRIC: finite_flag(state, metrics)}
+
     def step(states, update_index, data):
-        states, metrics = _seed_batched(lambda state: train.step(state, data))(states)
+        states, metrics = _seed_batched(lambda state: checked_step(state, data))(states)
         if reporter is not None:
             done = update_index + 1
             due = (done % progress_every == 0) | (done == train.num_updates)
@@ -133,8 +154,28 @@ def make_chunk_runner(train: Train, progress_every: int, reporter: Any = None):
         return jax.lax.scan(lambda carry, index: step(carry, index, data), states, indices)
 
     jitted = jax.jit(run_chunk, static_argnums=2)
-    return lambda states, first_update, num_updates: jitted(states, first_update, num_updates,
-                                                           train.data)
+    programs: dict[int, Any] = {}
+
+    def prepare(states, first_update, num_updates):
+        """Compile the program of ``num_updates`` updates (once), checking its memory."""
+        if num_updates not in programs:
+            program = jitted.lower(states, first_update, num_updates, train.data).compile()
+            memory = program.memory_analysis()
+            if memory is not None:
+                needed = (memory.argument_size_in_bytes + memory.output_size_in_bytes
+                          + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
+                check_fits(needed, f"The compiled program of {num_updates} update(s)",
+                           "use fewer seeds or envs, shorter rollouts, smaller minibatches or "
+                           "a smaller network.")
+            programs[num_updates] = program
+        return programs[num_updates]
+
+    def run(states, first_update, num_updates):
+        # Compiled ahead of the call, so its memory is known before anything runs.
+        return prepare(states, first_update, num_updates)(states, first_update, train.data)
+
+    run.prepare = prepare
+    return run
 
 
 def run_training(
@@ -185,6 +226,22 @@ def run_training(
     record = run_record(name, config, options, hparams)
     fingerprint = config_fingerprint(record)
 
+    run_dir = _open_run_dir(name, options, record, fingerprint)
+    try:
+        return _train_in(run_dir, train, spec, name, options, record, fingerprint, hparams,
+                         env_params, extra_sinks, progress_bar)
+    except Exception:
+        # A new run that failed before it wrote any metrics (a failed --wandb, a run too
+        # large for the machine) leaves no half-made folder behind.
+        if options.resume is None and not (run_dir / "metrics.csv").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _open_run_dir(name: str, options: RunOptions, record: dict[str, Any],
+                  fingerprint: str) -> Path:
+    """The run folder: the one to resume (checked to be this run's, and writable), or a new
+    one with its ``config.json``; every file-system problem as one plain ``ValueError``."""
     if options.resume is not None:
         run_dir = Path(options.resume)
         config_path = run_dir / "config.json"
@@ -197,35 +254,74 @@ def run_training(
                 f"Cannot resume {run_dir} with a different configuration: "
                 + "; ".join(differences) + ". Resume with the same settings."
             )
-    else:
-        run_dir = new_run_dir(name, options)
-        run_dir.mkdir(parents=True, exist_ok=False)
+        # Checked now, not after a minute of restoring and compiling.
+        unwritable = [path for path in (run_dir, run_dir / "checkpoints")
+                      if path.exists() and not os.access(path, os.W_OK | os.X_OK)]
+        if unwritable:
+            raise ValueError(f"--resume {run_dir}: {unwritable[0]} is not writable; a resumed "
+                             f"run appends to its files and saves checkpoints there.")
+        return run_dir
+    run_dir = new_run_dir(name, options)
+    if run_dir.exists():
+        raise ValueError(f"The run folder {run_dir} exists already: choose another --run-dir, "
+                         f"or continue that run with --resume {run_dir}.")
+    try:
+        run_dir.mkdir(parents=True)
         (run_dir / "config.json").write_text(json.dumps(
             {"run": record, "fingerprint": fingerprint, "options": dataclasses.asdict(options)},
             indent=2, default=list,
         ))
+    except OSError as error:
+        raise ValueError(f"Cannot create the run folder {run_dir}: "
+                         f"{error.strerror or error}.") from None
+    return run_dir
 
+
+def _io_error(path: Path, error: BaseException) -> ValueError | None:
+    """A plain one-line error for a failed write (full disk, read-only folder), or ``None`` when
+    ``error`` is not one (a bug, which keeps its traceback)."""
+    if isinstance(error, OSError):
+        return ValueError(f"Could not write {path}: {error.strerror or error}.")
+    text = str(error)
+    for cause in ("No space left on device", "Read-only file system", "Permission denied",
+                  "Disk quota exceeded"):
+        if cause in text:
+            return ValueError(f"Could not write {path}: {cause}.")
+    return None
+
+
+def _train_in(run_dir, train, spec, name, options, record, fingerprint, hparams, env_params,
+              extra_sinks, progress_bar) -> tuple[TrainResult, Path]:
     # Seeds split over the local devices (several CPU devices when use_all_cpu_cores ran).
-    states = shard_seeds(train.initial_states(seed_keys(options), hparams), options.seeds)
+    states = shard_seeds(_initial_states(train, options, hparams), options.seeds)
 
-    checkpointer = Checkpointer(run_dir / "checkpoints")
+    checkpointer = Checkpointer(run_dir / "checkpoints", options.keep_checkpoints)
     first_update = 0
-    if options.resume is not None and checkpointer.latest_update() is not None:
-        states, first_update = checkpointer.restore(states, fingerprint)
-        states = shard_seeds(states, options.seeds)
+    if options.resume is not None:
+        if checkpointer.latest_update() is not None:
+            states, first_update = checkpointer.restore(states, fingerprint)
+            states = shard_seeds(states, options.seeds)
+        # Rows the killed run wrote after its last checkpoint are re-run now.
         truncate_csv(run_dir / "metrics.csv", first_update)
+        truncate_csv(run_dir / "progress.csv", first_update)
 
     sinks: list[sinks_lib.MetricSink] = []
     reporter = None
     if not options.no_progress:
-        if progress_bar if progress_bar is not None else sys.stdout.isatty():
+        bar = progress_bar if progress_bar is not None else sys.stdout.isatty()
+        if bar:
             sinks.append(sinks_lib.ProgressBar(train.num_updates, first_update,
                                                f"{name} {options.env}"))
-        if options.console:
-            sinks.append(sinks_lib.ConsoleSink(train.num_updates))
+        if options.console or not bar:  # logs, CI, nohup: plain lines instead of a bar
+            sinks.append(sinks_lib.ConsoleSink(train.num_updates,
+                                               description=f"{name} {options.env}"))
         sinks.append(sinks_lib.CSVSink(run_dir / "progress.csv"))
         if options.tensorboard:
-            sinks.append(sinks_lib.TensorBoardSink(run_dir / "tensorboard"))
+            sinks.append(sinks_lib.TensorBoardSink(
+                run_dir / "tensorboard",
+                keep_until_step=(None if options.resume is None else
+                                 train.env_steps_before_updates
+                                 + first_update * train.env_steps_per_update)))
         if options.wandb:
             sinks.append(sinks_lib.WandbSink(options.wandb_project, run_dir.name, record, run_dir))
         sinks.extend(extra_sinks)
@@ -235,34 +331,104 @@ def run_training(
 
     chunk = options.checkpoint_every or train.num_updates
     all_metrics: list[dict[str, np.ndarray]] = []
+    warned = False
     try:
         update = first_update
         while update < train.num_updates:
             size = min(chunk, train.num_updates - update)
+            if update == first_update:
+                _phase(sinks, "compiling")
+                run_chunk.prepare(states, jnp.int32(update), size)
+                _phase(sinks, "training")
             states, metrics = run_chunk(states, jnp.int32(update), size)
             metrics = jax.tree.map(np.asarray, jax.block_until_ready(metrics))
             all_metrics.append(metrics)
-            append_csv(run_dir / "metrics.csv", metrics_rows(metrics, update))
+            _write(run_dir / "metrics.csv", append_csv, run_dir / "metrics.csv",
+                   metrics_rows(metrics, update))
+            divergence = find_divergence(metrics, update)
             update += size
-            checkpointer.save(update, states, fingerprint)
+            if divergence is not None and options.on_nonfinite == "stop":
+                raise TrainingDiverged(_divergence_message(divergence, states, checkpointer,
+                                                           run_dir))
+            if divergence is not None and not warned:
+                warned = True
+                print(f"jaxrl: warning: training diverged at {divergence.describe()}; "
+                      f"training on (--on-nonfinite warn).", file=sys.stderr, flush=True)
+            # A state that is non-finite in any seed is marked so: it never evicts a finite one.
+            finite = bool(np.all(metrics[FINITE_METRIC][-1] == 1))
+            _write(checkpointer.path_of(update), checkpointer.save, update, states, fingerprint,
+                   finite=finite)
         if first_update == train.num_updates == 0:
             checkpointer.save(0, states, fingerprint)
-    finally:
+    except KeyboardInterrupt as interrupt:
+        interrupt.run_dir = run_dir  # for the command line's one-line message
+        raise
+    except BaseException:
         if reporter is not None:
             jax.effects_barrier()
             reporter.close()
+        raise
+    finally:
         checkpointer.close()
 
+    if reporter is not None:
+        jax.effects_barrier()  # every report of the run is written before the phases after it
     plot_learning_curve(run_dir)
     if spec is not None and spec.write_outputs is not None:
         spec.write_outputs(run_dir, train, states)  # pictures an algorithm adds (UED: levels)
     if options.eval_episodes:
+        _phase(sinks, "evaluating")
         _write_evaluation(run_dir, train, states, options, env_params)
+    if reporter is not None:
+        reporter.close()  # the bar stays up through the evaluation
     metrics = (
         {k: np.concatenate([m[k] for m in all_metrics]) for k in all_metrics[0]}
         if all_metrics else {}
     )
     return TrainResult(states, metrics), run_dir
+
+
+def _write(path: Path, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """``write(*args, **kwargs)``, a failed write of ``path`` as one plain error."""
+    try:
+        write(*args, **kwargs)
+    except Exception as error:
+        plain = _io_error(path, error)
+        if plain is None:
+            raise
+        raise plain from None
+
+
+def _phase(sinks: Sequence[Any], name: str) -> None:
+    for sink in sinks:
+        if hasattr(sink, "phase"):
+            sink.phase(name)
+
+
+def _initial_states(train: Train, options: RunOptions, hparams: Any) -> Any:
+    """``train.initial_states``, refused before anything is allocated when the state alone
+    (parameters, optimiser state, buffers, env states of every seed) cannot fit."""
+    keys = seed_keys(options)
+    program = jax.jit(jax.vmap(train.init)).lower(keys, train.seed_hparams(len(keys), hparams))
+    check_fits(tree_bytes(program.out_info), f"The training state of {options.seeds} seed(s)",
+               "use fewer seeds or envs, a smaller network or a smaller replay buffer.")
+    return program.compile()(keys, train.seed_hparams(len(keys), hparams))
+
+
+def _divergence_message(divergence, states, checkpointer: Checkpointer, run_dir: Path) -> str:
+    what = divergence.describe()
+    if divergence.what == "parameters":  # name the first non-finite array of that seed
+        paths = [path for path, leaf in learned_leaves(states)
+                 if not np.isfinite(np.asarray(leaf)[divergence.seed]).all()]
+        if paths:
+            what += f" (first non-finite array: {paths[0]})"
+    good = checkpointer.newest_finite_update()
+    kept = (f"The newest finite checkpoint, update {good}, is kept ({checkpointer.path_of(good)}"
+            f"; `jaxrl eval {run_dir}` evaluates it)." if good is not None else
+            "No finite checkpoint was saved (--checkpoint-every K saves one every K updates).")
+    return (f"Training diverged (a loss or a parameter became NaN or infinite) at {what}. "
+            f"{kept} metrics.csv holds every update up to the end of that chunk; "
+            f"--on-nonfinite warn trains on instead.")
 
 
 def _write_evaluation(run_dir, train, states, options, env_params) -> dict[str, Any]:

@@ -7,7 +7,9 @@ import dataclasses
 
 import jax
 
-__all__ = ["RunOptions", "seed_keys", "validate_options"]
+__all__ = ["NONFINITE_POLICIES", "RunOptions", "seed_keys", "validate_options"]
+
+NONFINITE_POLICIES = ("stop", "warn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +43,12 @@ class RunOptions:
     checkpoint_every: int = 0
     """Save the training state every K updates (0: only at the end); the run is jitted in chunks
     of K updates."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept on disk (the newest; and always the newest finite one)."""
+    on_nonfinite: str = "stop"
+    """When a loss or a learned parameter becomes NaN or infinite: 'stop' (exit non-zero
+    naming the update, the seed and the metric; no non-finite checkpoint is saved) or 'warn'
+    (say so once and train on). Checked after each chunk of --checkpoint-every updates."""
     resume: str | None = None
     """Continue the run in this folder from its last checkpoint."""
     eval_episodes: int = 16
@@ -53,8 +61,15 @@ def validate_options(options: RunOptions) -> None:
         raise ValueError(f"seeds must be a positive integer; got {options.seeds!r}.")
     for name in ("progress_every", "checkpoint_every", "eval_episodes"):
         value = getattr(options, name)
-        if not isinstance(value, int) or value < 0:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
+    if (not isinstance(options.keep_checkpoints, int) or isinstance(options.keep_checkpoints, bool)
+            or options.keep_checkpoints < 1):
+        raise ValueError(f"keep_checkpoints must be a positive integer; got "
+                         f"{options.keep_checkpoints!r}.")
+    if options.on_nonfinite not in NONFINITE_POLICIES:
+        raise ValueError(f"on_nonfinite must be one of {', '.join(NONFINITE_POLICIES)}; got "
+                         f"{options.on_nonfinite!r}.")
 
 
 def seed_keys(options: RunOptions) -> jax.Array:

@@ -21,12 +21,16 @@ __all__ = [
     "TensorBoardSink",
     "WandbSink",
     "Summary",
+    "read_scalars",
 ]
 
 Summary = dict[str, tuple[float, float]]
 
 
 class MetricSink(Protocol):
+    """Where reports go. A sink may also have ``phase(name)``, called as the run moves through
+    ``compiling``, ``training`` and ``evaluating`` (the progress bar and the console show it)."""
+
     def write(self, update: int, env_steps: int, summary: Summary) -> None: ...
 
     def close(self) -> None: ...
@@ -64,6 +68,10 @@ class ProgressBar:
         )
         self._progress.start()
         self._start: tuple[float, int] | None = None
+        self._description = description
+
+    def phase(self, name: str) -> None:
+        self._progress.update(self._task, description=f"{self._description} ({name})")
 
     def write(self, update: int, env_steps: int, summary: Summary) -> None:
         now = time.perf_counter()
@@ -85,8 +93,19 @@ class ConsoleSink:
     """One line per report: update, env steps, and the chosen metrics as mean ± std."""
 
     def __init__(self, total_updates: int, keys: tuple[str, ...] = (
-            "episode_return", "episode_length", "entropy", "approx_kl")):
+            "episode_return", "episode_length", "entropy", "approx_kl"),
+                 description: str = ""):
         self.total_updates, self.keys = total_updates, keys
+        self.description = description
+        self._phase_start: float | None = None
+
+    def phase(self, name: str) -> None:
+        now = time.perf_counter()
+        took = ("" if self._phase_start is None
+                else f" (the previous phase took {now - self._phase_start:.1f} s)")
+        self._phase_start = now
+        prefix = f"{self.description}: " if self.description else ""
+        print(f"{prefix}{name}{took}", flush=True)
 
     def write(self, update: int, env_steps: int, summary: Summary) -> None:
         parts = [f"update {update}/{self.total_updates}", f"steps {env_steps:,}"]
@@ -133,13 +152,53 @@ class CSVSink:
             self._file.close()
 
 
-class TensorBoardSink:
-    """Scalars ``<metric>/mean`` and ``<metric>/std`` against env steps (tensorboardX)."""
+def read_scalars(logdir: str | Path) -> list[tuple[str, int, float, float]]:
+    """Every scalar in the TensorBoard event files of ``logdir``: ``(tag, step, value,
+    wall_time)`` in file order (files by name). Reads the TFRecord framing itself (length,
+    CRC, event proto) so that no TensorFlow or TensorBoard install is needed."""
+    from tensorboardX.proto import event_pb2
 
-    def __init__(self, logdir: str | Path):
+    out = []
+    for path in sorted(Path(logdir).glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        offset = 0
+        while offset + 12 <= len(data):
+            length = int.from_bytes(data[offset:offset + 8], "little")
+            start = offset + 12  # the length and its CRC
+            if start + length + 4 > len(data):
+                break  # a record cut off by a kill: the file ends before it
+            event = event_pb2.Event.FromString(data[start:start + length])
+            offset = start + length + 4
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    out.append((value.tag, int(event.step), float(value.simple_value),
+                                float(event.wall_time)))
+    return out
+
+
+class TensorBoardSink:
+    """Scalars ``<metric>/mean`` and ``<metric>/std`` against env steps (tensorboardX).
+
+    ``keep_until_step`` (a resumed run: the env steps of its checkpoint): the scalars already in
+    ``logdir`` up to that step are copied into this sink's new event file and the old files are
+    removed, so the folder holds one history, as an uninterrupted run would, instead of a
+    second file that overlaps the first where updates are re-run.
+    """
+
+    def __init__(self, logdir: str | Path, keep_until_step: int | None = None):
         from tensorboardX import SummaryWriter
 
+        logdir = Path(logdir)
+        old_files = (sorted(logdir.glob("events.out.tfevents.*"))
+                     if keep_until_step is not None and logdir.exists() else [])
+        kept = [scalar for scalar in read_scalars(logdir) if scalar[1] <= keep_until_step
+                ] if old_files else []
         self._writer = SummaryWriter(str(logdir))
+        for tag, step, value, wall_time in kept:
+            self._writer.add_scalar(tag, value, step, walltime=wall_time)
+        self._writer.flush()
+        for path in old_files:
+            path.unlink()
 
     def write(self, update: int, env_steps: int, summary: Summary) -> None:
         for name, (mean, std) in summary.items():

@@ -89,15 +89,20 @@ class Train:
         """Seed-batched initial states: ``init`` under ``vmap`` over ``keys`` ``(num_seeds,)``.
         ``hparams`` (and ``env_params``, when given) must have a leading ``num_seeds`` axis;
         default the config's hyperparameters, repeated, and the run's own env params."""
-        if hparams is None:
-            hparams = jax.tree.map(
-                lambda x: jnp.broadcast_to(jnp.asarray(x), (len(keys), *jnp.shape(x))),
-                self.default_hparams,
-            )
+        hparams = self.seed_hparams(len(keys), hparams)
         if env_params is None:
             return jax.jit(jax.vmap(self.init))(keys, hparams)
         self._require_env_params()
         return jax.jit(jax.vmap(self.init))(keys, hparams, env_params)
+
+    def seed_hparams(self, num_seeds: int, hparams: Any = None) -> Any:
+        """``hparams`` (leading axis ``num_seeds``) as given, or the default ones repeated."""
+        if hparams is not None:
+            return hparams
+        return jax.tree.map(
+            lambda x: jnp.broadcast_to(jnp.asarray(x), (num_seeds, *jnp.shape(x))),
+            self.default_hparams,
+        )
 
     def _require_env_params(self) -> None:
         if not self.takes_env_params:
