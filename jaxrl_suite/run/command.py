@@ -11,6 +11,7 @@ import json
 import sys
 import time
 import types
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -140,7 +141,13 @@ def algorithm_main(algorithm: types.ModuleType | AlgorithmSpec,
     seconds = time.perf_counter() - start
     episode_return = np.asarray(result.metrics.get("episode_return", np.zeros((0, 1))))
     tail = episode_return[-max(1, len(episode_return) // 10):]
-    final = np.nanmean(tail, axis=0) if np.isfinite(tail).any() else None
+    # Per seed, over the updates in which it finished an episode; seeds that finished none in
+    # the tail are left out of the summary, which is printed when any seed has a value.
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a seed with no finished episode
+        final = np.nanmean(tail, axis=0) if np.isfinite(tail).any() else None
+    if final is not None and final.ndim == 1:
+        final = final[np.isfinite(final)]
     print(f"run folder: {run_dir}")
     if algorithm.x_axis == "gradient_steps" and result.metrics:  # offline: gradient steps
         print(f"  {arguments.run.seeds} seed(s), {result.metrics['gradient_steps'][-1, 0]:,} "

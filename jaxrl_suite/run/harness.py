@@ -40,6 +40,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxrl_suite.env.registry import make
 from jaxrl_suite.run import sinks as sinks_lib
@@ -137,16 +138,22 @@ def make_chunk_runner(train: Train, progress_every: int, reporter: Any = None):
         state, metrics = train.step(state, data)
         return state, {**metrics, FINITE_METRIC: finite_flag(state, metrics)}
 
+    # With the seeds sharded over devices, the report's metrics are gathered to every device
+    # first: handed to the host callback as they are, XLA's partitioner "involuntarily
+    # rematerialises" each one (a warning per metric) to move it to device 0.
+    report_sharding: list[Any] = [None]
+
+    def report(done, metrics):
+        if report_sharding[0] is not None:
+            metrics = jax.lax.with_sharding_constraint(metrics, report_sharding[0])
+        jax.debug.callback(reporter, done, metrics)
+
     def step(states, update_index, data):
         states, metrics = _seed_batched(lambda state: checked_step(state, data))(states)
         if reporter is not None:
             done = update_index + 1
             due = (done % progress_every == 0) | (done == train.num_updates)
-            jax.lax.cond(
-                due,
-                lambda: jax.debug.callback(reporter, done, metrics),
-                lambda: None,
-            )
+            jax.lax.cond(due, lambda: report(done, metrics), lambda: None)
         return states, metrics
 
     def run_chunk(states, first_update, num_updates, data):
@@ -159,6 +166,9 @@ def make_chunk_runner(train: Train, progress_every: int, reporter: Any = None):
     def prepare(states, first_update, num_updates):
         """Compile the program of ``num_updates`` updates (once), checking its memory."""
         if num_updates not in programs:
+            sharding = getattr(jax.tree.leaves(states)[0], "sharding", None)
+            if isinstance(sharding, NamedSharding) and sharding.mesh.size > 1:
+                report_sharding[0] = NamedSharding(sharding.mesh, PartitionSpec())
             program = jitted.lower(states, first_update, num_updates, train.data).compile()
             memory = program.memory_analysis()
             if memory is not None:
