@@ -111,6 +111,13 @@ class GymnaxEnv(Environment):
             return self._default_action_space
         return self._action_space(params)
 
+    def state_space(self, params: Any = None) -> spaces.Space:
+        """gymnax's state space of the env, as a project space (gymnax's envs that declare
+        none raise ``NotImplementedError``, as in gymnax)."""
+        params = self.default_params if params is None or not _is_concrete(params) else params
+        with jax.ensure_compile_time_eval():
+            return spaces.from_gymnax_space(self.gymnax_env.state_space(params))
+
     def reset_env(self, key: jax.Array, params: Any) -> tuple[Any, Any]:
         return self.gymnax_env.reset_env(key, params)
 

@@ -3,8 +3,11 @@ round-tripped, the checks on bad input, the samplers and the normalised score.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import warnings
 
+import gymnasium
 import h5py
 import jax
 import numpy as np
@@ -172,6 +175,69 @@ def test_minari_writer_refuses_non_contiguous_episodes(toy_dataset, tmp_path):
     shuffled = toy_dataset.replace(next_observations=toy_dataset.next_observations[::-1])
     with pytest.raises(ValueError, match="not contiguous"):
         D.save_minari(shuffled, tmp_path / "bad")
+
+
+def test_minari_writer_records_the_gymnasium_env_spec_and_the_target_name(toy_dataset, tmp_path):
+    # toy_dataset is of gymnax/Pendulum-v1, whose Gymnasium counterpart is Pendulum-v1.
+    folder = D.save_minari(toy_dataset, tmp_path / "pendulum-copy-v0")
+    metadata = json.loads((folder / "data" / "metadata.json").read_text())
+    assert metadata["dataset_id"] == "pendulum-copy-v0"  # not the dataset's old name
+    assert D.load_minari(folder).info.name == "pendulum-copy-v0"
+    spec = gymnasium.envs.registration.EnvSpec.from_json(metadata["env_spec"])
+    assert spec.id == "Pendulum-v1" and spec.max_episode_steps == 200
+    assert metadata["env_spec"] == gymnasium.spec("Pendulum-v1").to_json()
+    # An env without a Gymnasium counterpart gets no env_spec.
+    maze_data = toy_dataset.replace(info=dataclasses.replace(INFO, env_id="maze"))
+    metadata = json.loads((D.save_minari(maze_data, tmp_path / "maze-v0") / "data" /
+                           "metadata.json").read_text())
+    assert "env_spec" not in metadata
+
+
+def test_a_minari_folder_with_only_an_env_spec_picks_the_project_env(tmp_path):
+    """A folder as Minari writes it (no jaxrl_suite entry): the env comes from its env_spec,
+    as ``jaxrl train iql --dataset ...`` without ``--env`` takes it."""
+    folder = tmp_path / "cartpole-random-v0"
+    (folder / "data").mkdir(parents=True)
+    eps = episodes(lengths=(3, 4), ends=("terminal", "timeout"))
+    with h5py.File(folder / "data" / "main_data.hdf5", "w") as file:
+        for k, e in enumerate(eps):
+            group = file.create_group(f"episode_{k}")
+            group["observations"] = np.concatenate([e["observations"], e["observations"][:, :1]],
+                                                   axis=1)  # CartPole: 4 numbers
+            group["actions"] = np.zeros(len(e["rewards"]), np.int64)
+            group["rewards"], group["terminations"] = e["rewards"], e["terminals"]
+            group["truncations"] = e["timeouts"]
+    (folder / "data" / "metadata.json").write_text(json.dumps({
+        "dataset_id": "cartpole-random-v0", "total_episodes": 2, "total_steps": 7,
+        "data_format": "hdf5", "env_spec": gymnasium.spec("CartPole-v1").to_json()}))
+    assert D.recorded_env_id(folder) == "gymnax/CartPole-v1"
+    assert D.load_minari(folder).info.env_id == "gymnax/CartPole-v1"
+    # The project's own record wins; an env_spec without a counterpart gives none.
+    metadata = json.loads((folder / "data" / "metadata.json").read_text())
+    metadata["env_spec"] = metadata["env_spec"].replace('"CartPole-v1"', '"Hopper-v5"')
+    (folder / "data" / "metadata.json").write_text(json.dumps(metadata))
+    assert D.recorded_env_id(folder) is None
+    metadata["jaxrl_suite"] = {"env_id": "gymnax/CartPole-v1", "kind": "random"}
+    (folder / "data" / "metadata.json").write_text(json.dumps(metadata))
+    assert D.recorded_env_id(folder) == "gymnax/CartPole-v1"
+
+
+def test_minari_itself_recovers_the_env_and_lists_a_resaved_copy_apart(toy_dataset, tmp_path,
+                                                                       monkeypatch):
+    minari = pytest.importorskip("minari")  # not a dependency; the tests above need no Minari
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    D.save_minari(toy_dataset, tmp_path / "jaxrl" / "pendulum-medium-v0")
+    dataset = minari.load_dataset("jaxrl/pendulum-medium-v0")
+    assert dataset.total_episodes == 3 and dataset.total_steps == 18
+    env = dataset.recover_environment()
+    assert env.spec.id == "Pendulum-v1"
+    env.close()
+    D.save_minari(D.load_minari(tmp_path / "jaxrl" / "pendulum-medium-v0"),
+                  tmp_path / "jaxrl" / "pendulum-copy-v0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Minari warns about a dataset_id that is not its path
+        listed = minari.list_local_datasets()
+    assert set(listed) == {"jaxrl/pendulum-medium-v0", "jaxrl/pendulum-copy-v0"}
 
 
 def test_d4rl_writer_round_trips(toy_dataset, tmp_path):

@@ -17,7 +17,11 @@ layouts, and ``save_minari`` folders open in ``minari.load_dataset``):
 - **Minari**: a folder with ``data/main_data.hdf5`` holding one group ``episode_{k}`` per episode
   (``observations`` with T+1 rows, ``actions``, ``rewards``, ``terminations``, ``truncations``
   with T) and ``data/metadata.json`` (Minari 0.5 keeps it beside the HDF5 file; a
-  ``metadata.json`` at the folder's top is read too).
+  ``metadata.json`` at the folder's top is read too). The metadata's ``dataset_id`` is the
+  folder's name (its path under Minari's datasets root when written there), and for an env with
+  a Gymnasium counterpart (``GYMNASIUM_IDS``) its ``env_spec`` is Gymnasium's serialised
+  ``EnvSpec`` (``EnvSpec.to_json()``, as Minari stores it), so ``recover_environment()`` works;
+  reading, a folder without the project's own ``env_id`` takes its env from that ``env_spec``.
 
 Episode boundaries: ``terminals`` mark a true end (no bootstrapping), ``timeouts`` a truncation
 (the episode stops but the target still bootstraps from ``next_observations``).
@@ -58,12 +62,23 @@ __all__ = [
     "behaviour_score",
     "recorded_env_id",
     "observation_statistics",
+    "GYMNASIUM_IDS",
 ]
 
 D4RL_FIELDS = ("observations", "actions", "rewards", "terminals", "timeouts")
 """The arrays a D4RL file must have (``next_observations`` is optional)."""
 
 MINARI_EPISODE_FIELDS = ("observations", "actions", "rewards", "terminations", "truncations")
+
+GYMNASIUM_IDS = {
+    "gymnax/Acrobot-v1": "Acrobot-v1",
+    "gymnax/CartPole-v1": "CartPole-v1",
+    "gymnax/MountainCar-v0": "MountainCar-v0",
+    "gymnax/MountainCarContinuous-v0": "MountainCarContinuous-v0",
+    "gymnax/Pendulum-v1": "Pendulum-v1",
+}
+"""Project env id -> the Gymnasium id of the same MDP (same observations, actions, rewards and
+episode length): the ``env_spec`` a Minari folder records, and back."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -507,7 +522,7 @@ def load_minari(path: str | Path, **info_overrides: Any) -> Dataset:
     jaxrl = metadata.get("jaxrl_suite", {})
     info = DatasetInfo(
         name=str(metadata.get("dataset_id", folder.name)),
-        env_id=jaxrl.get("env_id"),
+        env_id=_minari_env_id(metadata),
         kind=jaxrl.get("kind"),
         ref_min_score=_optional_float(metadata.get("ref_min_score")),
         ref_max_score=_optional_float(metadata.get("ref_max_score")),
@@ -534,7 +549,9 @@ def save_minari(
     observation_space: spaces.Space | None = None,
     action_space: spaces.Space | None = None,
 ) -> Path:
-    """Write ``dataset`` as a Minari dataset folder that ``minari.load_dataset`` opens.
+    """Write ``dataset`` as a Minari dataset folder that ``minari.load_dataset`` opens, named
+    (``dataset_id``) by ``path``; with a Gymnasium ``env_spec`` when ``dataset.info.env_id`` has
+    a counterpart in ``GYMNASIUM_IDS``.
 
     Each episode's observations get T+1 rows: its observations and its last step's
     ``next_observation``. So an episode must be contiguous, each step's next observation the
@@ -572,7 +589,9 @@ def save_minari(
     discrete = bool(np.issubdtype(actions.dtype, np.integer))
     info = dataset.info
     metadata: dict[str, Any] = {
-        "dataset_id": info.name or folder.name,
+        # The target's name, not info.name: a dataset re-saved under a new name is a new
+        # dataset (Minari lists datasets by this id and refuses one that differs from its path).
+        "dataset_id": _minari_dataset_id(folder),
         "total_episodes": len(starts),
         "total_steps": int(len(ids)),
         "data_format": "hdf5",
@@ -583,12 +602,53 @@ def save_minari(
         "minari_version": "0.5.4",
         "jaxrl_suite": {"env_id": info.env_id, "kind": info.kind},
     }
+    env_spec = _gymnasium_env_spec(info.env_id)
+    if env_spec is not None:
+        metadata["env_spec"] = env_spec
     if info.ref_min_score is not None and info.ref_max_score is not None:
         metadata["ref_min_score"] = info.ref_min_score
         metadata["ref_max_score"] = info.ref_max_score
         metadata["num_episodes_average_score"] = 100
     (folder / "data" / "metadata.json").write_text(json.dumps(metadata, indent=2))
     return folder
+
+
+def _minari_root() -> Path:
+    """Minari's local datasets folder: ``$MINARI_DATASETS_PATH``, default
+    ``~/.minari/datasets`` (as Minari resolves it)."""
+    return Path(os.environ.get("MINARI_DATASETS_PATH", Path.home() / ".minari" / "datasets"))
+
+
+def _minari_dataset_id(folder: Path) -> str:
+    """The ``dataset_id`` of a folder: its path under Minari's root (``namespace/name-v0``,
+    which Minari checks against the id), else its name."""
+    try:
+        return folder.resolve().relative_to(_minari_root().resolve()).as_posix()
+    except ValueError:
+        return folder.name
+
+
+def _gymnasium_env_spec(env_id: str | None) -> str | None:
+    """Gymnasium's ``EnvSpec.to_json()`` of ``env_id``'s counterpart, or None without one."""
+    if env_id not in GYMNASIUM_IDS:
+        return None
+    import gymnasium  # a dependency of gymnax; imported only when a spec is written
+
+    return gymnasium.spec(GYMNASIUM_IDS[env_id]).to_json()
+
+
+def _minari_env_id(metadata: dict[str, Any]) -> str | None:
+    """The project env of a Minari folder: the id the project recorded, else the env whose
+    Gymnasium counterpart its ``env_spec`` names (a folder Minari wrote), else None."""
+    recorded = metadata.get("jaxrl_suite", {}).get("env_id")
+    if recorded is not None or not isinstance(metadata.get("env_spec"), str):
+        return recorded
+    try:
+        gymnasium_id = json.loads(metadata["env_spec"]).get("id")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    by_gymnasium = {gym_id: env_id for env_id, gym_id in GYMNASIUM_IDS.items()}
+    return by_gymnasium.get(gymnasium_id)
 
 
 def _space_to_json(space: spaces.Space | None) -> str | None:
@@ -631,13 +691,14 @@ def resolve_dataset(name_or_path: str | Path) -> Path:
 
 
 def recorded_env_id(name_or_path: str | Path) -> str | None:
-    """The env id a dataset records, read from its metadata (Minari) or attributes (D4RL)
-    without loading the arrays; None if it records none. ``jaxrl train iql --dataset NAME``
+    """The env id a dataset records, read from its metadata (Minari: the project's record, else
+    the counterpart of its Gymnasium ``env_spec``) or attributes (D4RL) without loading the
+    arrays; None if it records none. ``jaxrl train iql --dataset NAME``
     takes its env from here when ``--env`` is not given."""
     path = resolve_dataset(name_or_path)
     if path.is_dir():
         try:
-            return _minari_metadata(path).get("jaxrl_suite", {}).get("env_id")
+            return _minari_env_id(_minari_metadata(path))
         except ValueError:  # no metadata.json: the loader reports it when the run starts
             return None
     with _h5py().File(path, "r") as file:

@@ -72,6 +72,18 @@ def _describe_integers(space: spaces.Space) -> str:
     return f"integer vectors with 0 <= action[i] < {space.nvec.tolist()}[i]"
 
 
+def _integers_in_range(action: Any, space: spaces.Space) -> bool:
+    """Whether a concrete integer ``action`` lies in a ``Discrete``/``MultiDiscrete`` range.
+
+    NumPy, not ``space.contains``: inside a trace (``jit``, ``scan``, ``vmap``) jnp ops on even
+    a Python literal give tracers, and ``bool()`` of a tracer raises, where gymnax accepts the
+    literal action.
+    """
+    upper = space.n if isinstance(space, spaces.Discrete) else space.nvec
+    value = np.asarray(action)
+    return bool(np.all((value >= 0) & (value < upper)))
+
+
 class Environment(Generic[State, Params]):
     """Base class of every environment and wrapper."""
 
@@ -92,6 +104,12 @@ class Environment(Generic[State, Params]):
 
     def action_space(self, params: Params | None = None) -> spaces.Space:
         raise NotImplementedError
+
+    def state_space(self, params: Params | None = None) -> spaces.Space:
+        """The space of the env's state, where the env declares one (gymnax's envs do; the
+        gymnax adapter reports theirs). gymnax's ``Environment`` has the method, so code written
+        for gymnax finds it here too."""
+        raise NotImplementedError(f"{self.name} declares no state space.")
 
     @property
     def name(self) -> str:
@@ -173,7 +191,7 @@ class Environment(Generic[State, Params]):
                     f"{self.name}: the action space {space} takes integer actions; got dtype "
                     f"{kind}."
                 )
-            if not isinstance(action, jax.core.Tracer) and not bool(space.contains(action)):
+            if not isinstance(action, jax.core.Tracer) and not _integers_in_range(action, space):
                 raise ValueError(
                     f"{self.name}: action {np.asarray(action).tolist()} is outside the action "
                     f"space {space}; accepted: {_describe_integers(space)}."

@@ -35,7 +35,7 @@ import numpy as np
 from flax import struct
 
 from jaxrl_suite.env.environment import Environment, StepOutput
-from jaxrl_suite.env.wrappers import Wrapper, tree_select
+from jaxrl_suite.env.wrappers import Wrapper, auto_reset_info, tree_select
 
 __all__ = ["LevelEnvironment", "AutoReplay", "ParamLevels", "ParamLevelsState", "is_level_env"]
 
@@ -117,7 +117,7 @@ class AutoReplay(Wrapper):
         level = self._env.level_of(state)
         reset_obs, reset_state = self._env.reset_to_level(reset_key, level, params)
         done = jnp.logical_or(terminated, truncated)
-        info = {**info, "final_observation": obs}
+        info = auto_reset_info(info, obs, terminated, truncated)
         # The level leaves of both states are the same arrays, so XLA drops their select.
         new_state = tree_select(done, reset_state, next_state)
         if self._observe is not None:

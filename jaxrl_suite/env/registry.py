@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -153,6 +154,7 @@ def make(
     *,
     wrappers: bool = True,
     env_kwargs: dict[str, Any] | None = None,
+    debug: bool | None = None,
     **overrides: Any,
 ) -> tuple[Environment, Any]:
     """Build a registered env. Returns ``(env, params)``.
@@ -161,9 +163,15 @@ def make(
       env_id: a registered id, e.g. ``"gymnax/CartPole-v1"`` or ``"brax/ant"``.
       wrappers: if True (default) the env is wrapped as ``EpisodeStats(AutoReset(env))``, so a
         gymnax-style script that calls ``env.step`` gets auto-reset,
-        ``info["final_observation"]`` and episode statistics; ``False`` gives the raw env.
+        ``info["final_observation"]`` and episode statistics; ``False`` gives the raw env,
+        which does not reset (for code that resets itself, or wraps it its own way).
       env_kwargs: constructor options (static: changing them recompiles), e.g.
         ``{"backend": "positional"}`` for a Brax env.
+      debug: with ``wrappers=False``, wrap the raw env in ``EpisodeEndCheck``, which warns when
+        a loop steps an episode that has ended (a loop that expected auto-reset); one host
+        callback per step, so off by default. ``None`` (default): on when the environment
+        variable ``JAXRL_DEBUG`` is set to anything but ``""`` or ``"0"``. The wrapped stack
+        never steps an ended episode, so it gets no check.
       **overrides: values for fields of the env's params (no recompile), e.g.
         ``max_steps_in_episode=200``.
     """
@@ -181,8 +189,14 @@ def make(
                 f"in env_kwargs=..."
             )
         params = params.replace(**overrides)
+    if debug is None:
+        debug = os.environ.get("JAXRL_DEBUG", "") not in ("", "0")
     if wrappers:
         from jaxrl_suite.env.wrappers import AutoReset, EpisodeStats
 
         env = EpisodeStats(AutoReset(env))
+    elif debug:
+        from jaxrl_suite.env.wrappers import EpisodeEndCheck
+
+        env = EpisodeEndCheck(env)
     return env, params

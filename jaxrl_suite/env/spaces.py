@@ -7,6 +7,13 @@ Every space is a plain Python object (static under ``jit``) with two pure functi
 
 ``contains`` checks shape statically (a wrongly shaped ``x`` gives ``False`` without tracing) and
 bounds with array operations, so it works on concrete and traced values alike.
+
+``Space``, ``Discrete``, ``Box`` and ``Dict`` are subclasses of gymnax's space classes, with the
+project's constructors and behaviour, so code that checks ``isinstance(space,
+gymnax.environments.spaces.Box)`` (gymnax's and PureJaxRL's ``FlattenObservationWrapper``,
+``StickyActionWrapper``, ``gymnax_space_to_gym_space``) accepts the project's envs. They set
+the attributes gymnax's classes have (``n``, ``low``, ``high``, ``shape``, ``dtype``,
+``spaces``, ``num_spaces``) and never call gymnax's constructors, whose signatures differ.
 """
 
 from __future__ import annotations
@@ -17,11 +24,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from gymnax.environments import spaces as gymnax_spaces
 
 __all__ = ["Space", "Discrete", "Box", "MultiDiscrete", "Dict", "from_gymnax_space"]
 
 
-class Space:
+class Space(gymnax_spaces.Space):
     """Base class. Subclasses set ``shape`` and ``dtype`` and implement the two functions."""
 
     shape: tuple[int, ...]
@@ -41,7 +49,7 @@ def _is_integer_dtype(dtype: Any) -> bool:
     return jnp.issubdtype(jnp.dtype(dtype), jnp.integer)
 
 
-class Discrete(Space):
+class Discrete(Space, gymnax_spaces.Discrete):
     """The integers ``0, 1, ..., n - 1`` as a scalar of ``dtype`` (int32 by default)."""
 
     def __init__(self, n: int, dtype: Any = jnp.int32):
@@ -72,7 +80,7 @@ class Discrete(Space):
         return jnp.logical_and(x >= 0, x < self.n)
 
 
-class Box(Space):
+class Box(Space, gymnax_spaces.Box):
     """Arrays of ``shape`` and ``dtype`` with ``low <= x <= high`` elementwise.
 
     ``low`` and ``high`` are scalars or arrays broadcastable to ``shape``; infinite bounds are
@@ -175,7 +183,7 @@ class MultiDiscrete(Space):
         return jnp.all(jnp.logical_and(x >= 0, x < self.nvec))
 
 
-class Dict(Space):
+class Dict(Space, gymnax_spaces.Dict):
     """A dictionary of named sub-spaces; elements are dicts with the same keys."""
 
     def __init__(self, spaces: Mapping[str, Space]):
@@ -188,6 +196,7 @@ class Dict(Space):
                     f"got {type(space).__name__}."
                 )
         self.spaces = dict(spaces)
+        self.num_spaces = len(self.spaces)
         self.shape = ()
         self.dtype = None
 
@@ -209,9 +218,10 @@ class Dict(Space):
 
 
 def from_gymnax_space(space: Any) -> Space:
-    """Convert a gymnax space (``Discrete``, ``Box``, ``Dict``) to the project's equivalent."""
-    from gymnax.environments import spaces as gymnax_spaces
-
+    """Convert a gymnax space (``Discrete``, ``Box``, ``Dict``) to the project's equivalent
+    (a project space, which is also a gymnax one, is returned as it is)."""
+    if isinstance(space, Space):
+        return space
     if isinstance(space, gymnax_spaces.Discrete):
         return Discrete(int(space.n), dtype=space.dtype)
     if isinstance(space, gymnax_spaces.Box):

@@ -9,6 +9,10 @@ Order matters for wrappers with persistent statistics: ``NormalizeObservation`` 
 (an auto-reset re-creates everything inside it). ``make()`` returns
 ``EpisodeStats(AutoReset(env))``; add normalisers around that.
 
+The auto-resetting wrappers fill ``info`` as gymnax 1.x's own resetting ``step`` does
+(``auto_reset_info``), so gymnax's wrappers (``LogWrapper``, ``FlattenObservationWrapper``,
+``LegacyStepAPIWrapper``) and loops written for gymnax run unchanged on ``make(id)``.
+
 Batching is ``jax.vmap`` by the caller. The normalisers take an optional ``axis_name``: when the
 caller vmaps with that axis name, statistics are pooled over the whole batch of envs (every env
 then normalises with the same statistics, as a vectorised-env normaliser does).
@@ -16,6 +20,7 @@ then normalises with the same statistics, as a vectorised-env normaliser does).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import jax
@@ -29,6 +34,9 @@ from jaxrl_suite.env.environment import Environment, StepOutput
 __all__ = [
     "Wrapper",
     "AutoReset",
+    "auto_reset_info",
+    "EpisodeEndCheck",
+    "FinishedEpisodeWarning",
     "CachedAutoReset",
     "EpisodeStats",
     "TimeLimit",
@@ -82,6 +90,11 @@ class Wrapper(Environment):
     def action_space(self, params: Any = None) -> spaces.Space:
         return self._env.action_space(params)
 
+    def state_space(self, params: Any = None) -> spaces.Space:
+        """The wrapped env's state space (not this wrapper's own state), as gymnax's wrappers
+        report it."""
+        return self._env.state_space(params)
+
     def reset_env(self, key: jax.Array, params: Any) -> tuple[Any, Any]:
         return self.wrap_reset(*self._env.reset_env(key, params), params)
 
@@ -121,13 +134,36 @@ def tree_select(predicate: jax.Array, on_true: Any, on_false: Any) -> Any:
 
 
 # --- auto-reset ---------------------------------------------------------------------------------
+def auto_reset_info(
+    info: dict[str, Any], final_observation: Any, terminated: jax.Array, truncated: jax.Array
+) -> dict[str, Any]:
+    """``info`` of an auto-resetting step, with the keys gymnax 1.x's resetting ``step`` adds.
+
+    ``final_observation`` (the observation the reset replaced), ``terminated`` and ``truncated``
+    (bool scalars, the step's own flags: gymnax code reads them from ``info``, e.g.
+    ``1 - info["terminated"]``), and ``discount`` (float32 scalar, 0 where the MDP terminated,
+    else 1), which gymnax's envs put in ``info``: an env's own ``discount`` is kept, the
+    others get it here. The wrapped env's other keys are kept.
+    """
+    discount = info.get("discount", 1.0 - jnp.asarray(terminated, jnp.float32))
+    return {
+        **info,
+        "terminated": terminated,
+        "truncated": truncated,
+        "discount": discount,
+        "final_observation": final_observation,
+    }
+
+
 class AutoReset(Wrapper):
     """Resets when an episode ends, with a fresh random reset each time.
 
     On ``terminated | truncated`` the returned observation and state are those of a new episode;
     the observation they replaced is ``info["final_observation"]`` (gymnax 1.0's key), which is
-    what an algorithm bootstraps a truncated step from. The key is split as gymnax does
-    (``step_key, reset_key = split(key)``), so results match gymnax's auto-resetting ``step``.
+    what an algorithm bootstraps a truncated step from; ``info`` also holds gymnax's
+    ``terminated``, ``truncated`` and ``discount`` (``auto_reset_info``). The key is split as
+    gymnax does (``step_key, reset_key = split(key)``), so results match gymnax's auto-resetting
+    ``step``.
 
     Under ``vmap`` both branches are computed for every env, so this costs one ``reset`` per
     step. ``CachedAutoReset`` avoids that where resets are expensive.
@@ -142,7 +178,7 @@ class AutoReset(Wrapper):
         )
         reset_obs, reset_state = self._env.reset_env(reset_key, params)
         done = jnp.logical_or(terminated, truncated)
-        info = {**info, "final_observation": obs}
+        info = auto_reset_info(info, obs, terminated, truncated)
         return (
             tree_select(done, reset_obs, obs),
             tree_select(done, reset_state, next_state),
@@ -183,7 +219,7 @@ class CachedAutoReset(Wrapper):
             key, state.env_state, action, params
         )
         done = jnp.logical_or(terminated, truncated)
-        info = {**info, "final_observation": obs}
+        info = auto_reset_info(info, obs, terminated, truncated)
         new_state = state.replace(
             env_state=tree_select(done, state.initial_state, next_state)
         )
@@ -195,6 +231,71 @@ class CachedAutoReset(Wrapper):
             truncated,
             info,
         )
+
+
+# --- stepping past an episode's end (debug mode) ------------------------------------------------
+class FinishedEpisodeWarning(RuntimeWarning):
+    """A finished episode was stepped again: the env does not reset, and the loop did not."""
+
+
+def _warn_if_finished(finished: np.ndarray) -> np.ndarray:
+    # Host side of EpisodeEndCheck; finished has the shape of the vmapped batch (or ()). The
+    # message is constant so that Python's default filter shows it once, not once per count.
+    if np.any(finished):
+        warnings.warn(
+            "An env stepped a state whose episode had already ended. The env does not reset "
+            "(make(id, wrappers=False) gives the raw env); a loop written for gymnax's "
+            "auto-resetting step needs make(id), or wrappers.AutoReset(env), or a reset of its "
+            "own when terminated | truncated.",
+            FinishedEpisodeWarning,
+            stacklevel=1,  # this function: one location, so the default filter shows it once
+        )
+    return finished
+
+
+@struct.dataclass
+class EpisodeEndCheckState:
+    env_state: Any
+    finished: jax.Array  # bool: the episode has ended (and no reset came since)
+
+
+class EpisodeEndCheck(Wrapper):
+    """Warns (``FinishedEpisodeWarning``) when a state whose episode has ended is stepped.
+
+    A debug aid for raw envs (``make(id, wrappers=False)``), which do not reset: a loop written
+    for gymnax's auto-resetting ``step`` keeps stepping the ended episode and gets plausible
+    numbers (PureJaxRL's loop reported ~200k "episodes" of return 0), no error. ``make(id,
+    wrappers=False, debug=True)`` (or ``JAXRL_DEBUG=1``) adds this wrapper. The state holds the
+    env's as ``env_state``; a reset clears the flag, so under ``AutoReset`` it never warns.
+
+    Why this way: the check must run inside the user's compiled loop as written, so neither a
+    Python check (the state is traced) nor ``checkify`` (the loop would have to be wrapped in
+    ``checkify.checkify``) fits. ``jax.debug.callback`` would, but under ``vmap`` it is unrolled
+    into one callback per env, which for thousands of envs makes compilation crawl. So one
+    ``jax.pure_callback`` with ``vmap_method="broadcast_all"`` sees the whole batch's flags: one
+    host call per step, whatever the batch; its result is the flag carried on (an ended episode
+    stays ended until a reset), so the call is never dropped as unused. That host call per step
+    is why it is opt-in. Python's warning filters apply: shown once by default;
+    ``warnings.simplefilter("error", FinishedEpisodeWarning)`` makes the compiled program raise.
+    """
+
+    owns_state = True
+
+    def wrap_reset(self, obs: Any, state: Any, params: Any) -> tuple[Any, EpisodeEndCheckState]:
+        return obs, EpisodeEndCheckState(state, jnp.zeros((), jnp.bool_))
+
+    def step_env(
+        self, key: jax.Array, state: EpisodeEndCheckState, action: Any, params: Any
+    ) -> StepOutput:
+        finished = jax.pure_callback(
+            _warn_if_finished, jax.ShapeDtypeStruct((), jnp.bool_), state.finished,
+            vmap_method="broadcast_all",
+        )
+        obs, env_state, reward, terminated, truncated, info = self._env.step_env(
+            key, state.env_state, action, params
+        )
+        ended = jnp.logical_or(finished, jnp.logical_or(terminated, truncated))
+        return obs, EpisodeEndCheckState(env_state, ended), reward, terminated, truncated, info
 
 
 # --- episode statistics -------------------------------------------------------------------------
