@@ -47,7 +47,9 @@ from jaxrl_suite.learn.networks import QNetwork, activation_by_name
 from jaxrl_suite.run.algorithms import AlgorithmSpec
 from jaxrl_suite.run.configs import (
     hyperparams_from_config,
+    hyperparams_validator,
     require_box_observation,
+    require_finite_numbers,
     require_hidden_sizes,
     require_in_unit_interval,
     require_non_negative,
@@ -188,6 +190,7 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
     """Raise a ``ValueError`` naming the bad setting, before anything compiles."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a dqn.Config; got {type(config).__name__}.")
+    require_finite_numbers(config)
     require_positive_ints(config, "total_steps", "num_envs", "buffer_size", "batch_size",
                           "train_frequency", "gradient_steps", "target_update_interval",
                           "n_step")
@@ -423,6 +426,7 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
         default_hparams=default_hparams,
         make_policy=make_policy,
         config=config,
+        check_hparams=hyperparams_validator(config, lambda c: validate(c, env, env_params)),
         env_steps_before_updates=prefill_steps * config.num_envs,
     )
 

@@ -67,7 +67,9 @@ from jaxrl_suite.learn.objectives import (
 from jaxrl_suite.run.algorithms import AlgorithmSpec
 from jaxrl_suite.run.configs import (
     hyperparams_from_config,
+    hyperparams_validator,
     require_box_observation,
+    require_finite_numbers,
     require_hidden_sizes,
     require_in_unit_interval,
     require_non_negative,
@@ -278,8 +280,9 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
     """Raise a ``ValueError`` naming the bad setting; runs in Python before anything compiles."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a ppo.Config; got {type(config).__name__}.")
+    require_finite_numbers(config)
     require_positive_ints(config, "total_steps", "num_envs", "num_steps", "update_epochs",
-                          "num_minibatches", "gru_hidden_size")
+                          "num_minibatches", "gru_hidden_size", "conv_features")
     batch = config.num_envs * config.num_steps
     if config.recurrent and config.num_envs % config.num_minibatches:
         raise ValueError(
@@ -310,7 +313,6 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
     if config.encoder not in ENCODERS:
         raise ValueError(f"PPO: encoder must be one of {ENCODERS}; got {config.encoder!r}.")
     if config.encoder == "grid":
-        require_positive_ints(config, "conv_features")
         observation_space = env.observation_space(env_params)
         if not (isinstance(observation_space, spaces.Dict) and "image" in observation_space.spaces):
             raise ValueError(
@@ -854,6 +856,7 @@ def make_train(
         default_hparams=default_hyperparams(config, learner.networks.num_objectives),
         make_policy=make_policy,
         config=config,
+        check_hparams=hyperparams_validator(config, lambda c: validate(c, env, env_params)),
         takes_env_params=True,
     )
 

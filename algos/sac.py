@@ -69,7 +69,9 @@ from jaxrl_suite.learn.preferences import (
 from jaxrl_suite.run.algorithms import AlgorithmSpec
 from jaxrl_suite.run.configs import (
     hyperparams_from_config,
+    hyperparams_validator,
     require_box_observation,
+    require_finite_numbers,
     require_hidden_sizes,
     require_in_unit_interval,
     require_non_negative,
@@ -203,6 +205,7 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
     """Raise a ``ValueError`` naming the bad setting, before anything compiles."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a sac.Config; got {type(config).__name__}.")
+    require_finite_numbers(config)
     require_positive_ints(config, "total_steps", "num_envs", "buffer_size", "batch_size",
                           "train_frequency", "gradient_steps", "num_critics")
     validate_replay_schedule(config)
@@ -551,6 +554,7 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
         default_hparams=default_hparams,
         make_policy=make_policy,
         config=config,
+        check_hparams=hyperparams_validator(config, lambda c: validate(c, env, env_params)),
         env_steps_before_updates=prefill_steps * config.num_envs,
     )
 

@@ -64,7 +64,9 @@ from jaxrl_suite.learn.preferences import (
 from jaxrl_suite.run.algorithms import AlgorithmSpec
 from jaxrl_suite.run.configs import (
     hyperparams_from_config,
+    hyperparams_validator,
     require_box_observation,
+    require_finite_numbers,
     require_hidden_sizes,
     require_in_unit_interval,
     require_non_negative,
@@ -185,6 +187,7 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
     """Raise a ``ValueError`` naming the bad setting, before anything compiles."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a td3.Config; got {type(config).__name__}.")
+    require_finite_numbers(config)
     require_positive_ints(config, "total_steps", "num_envs", "buffer_size", "batch_size",
                           "train_frequency", "gradient_steps", "policy_delay", "num_critics")
     if config.gradient_steps % config.policy_delay:
@@ -415,6 +418,7 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
         default_hparams=default_hparams,
         make_policy=make_policy,
         config=config,
+        check_hparams=hyperparams_validator(config, lambda c: validate(c, env, env_params)),
         env_steps_before_updates=prefill_steps * config.num_envs,
     )
 

@@ -58,6 +58,7 @@ from jaxrl_suite.learn import level_scores
 from jaxrl_suite.learn.level_sampler import LevelBufferState, LevelSampler
 from jaxrl_suite.run.algorithms import AlgorithmSpec
 from jaxrl_suite.run.configs import (
+    require_finite_numbers,
     require_non_negative,
     require_positive,
     require_positive_ints,
@@ -213,6 +214,7 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
     """Raise a ``ValueError`` naming the bad setting (the student's are checked by PPO)."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a ued.Config; got {type(config).__name__}.")
+    require_finite_numbers(config)
     if config.method not in METHODS:
         raise ValueError(f"UED: method must be one of {', '.join(METHODS)}; got "
                          f"{config.method!r}.")
@@ -221,7 +223,10 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
                          f"{', '.join(level_scores.SCORE_FUNCTIONS)}; got "
                          f"{config.score_function!r}.")
     require_positive_ints(config, "total_steps", "num_envs", "num_steps", "buffer_capacity",
-                          "eval_interval", "heldout_episodes", "num_edits")
+                          "eval_interval", "heldout_episodes", "num_edits", "topk")
+    # The student's settings (epochs, minibatches, network sizes) by PPO's own checks, here
+    # too, so that validate alone refuses what make_train would.
+    ppo.validate(student_config(config), env, env_params)
     if not isinstance(config.adversary_num_walls, int) or config.adversary_num_walls < 0:
         raise ValueError(f"adversary_num_walls must be an integer >= 0; got "
                          f"{config.adversary_num_walls!r}.")

@@ -92,8 +92,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from jaxrl_suite.run.harness import evaluate_run
 
     result = evaluate_run(args.run_dir, num_episodes=args.episodes, seed=args.seed)
+    same = ("; the evaluation key and size of the run's eval.json, so a run evaluated at its "
+            "last update agrees with it" if args.episodes is None and args.seed is None else "")
     print(f"{args.run_dir}: checkpoint at update {result['update']}, "
-          f"{args.episodes} episodes per seed")
+          f"{result['num_episodes_per_seed']} episodes per seed, seed {result['seed']}{same}")
     for mode in ("deterministic", "stochastic"):
         entry = result[mode]
         per_seed = ", ".join(f"{x:.1f}" for x in entry["per_seed"])
@@ -195,8 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=None)
     evaluate = commands.add_parser("eval", help="evaluate a run folder's last checkpoint")
     evaluate.add_argument("run_dir", help="a run folder, e.g. runs/ppo-gymnax_CartPole-v1-...")
-    evaluate.add_argument("--episodes", type=_positive, default=16, help="episodes per seed")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--episodes", type=_positive, default=None,
+                          help="episodes per seed (default: the run's --eval-episodes, or 16)")
+    evaluate.add_argument("--seed", type=int, default=None,
+                          help="evaluation seed (default: the one the run's eval.json used, "
+                               "its --seed + 1)")
     evaluate.set_defaults(run=_cmd_eval)
     render = commands.add_parser(
         "render", help="draw a level, a grid of levels, or a rollout GIF: "

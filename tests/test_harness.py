@@ -275,3 +275,13 @@ def test_one_seed_runs_the_update_unbatched_with_the_same_result():
         np.testing.assert_array_equal(a, b)
     two = {"x": jnp.array([1.5, 0.5])}
     np.testing.assert_array_equal(_seed_batched(update)(two)[0]["x"], [0.75, 1.5])
+
+
+@pytest.mark.slow
+def test_evaluate_run_by_default_reproduces_the_runs_eval_json(uninterrupted):
+    _, run_dir, _ = uninterrupted
+    result = evaluate_run(run_dir)
+    saved = json.loads((run_dir / "eval.json").read_text())
+    assert result["num_episodes_per_seed"] == saved["num_episodes_per_seed"] == 2
+    assert result["deterministic"] == saved["deterministic"]
+    assert result["stochastic"] == saved["stochastic"]

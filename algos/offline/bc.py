@@ -37,6 +37,7 @@ from jaxrl_suite.learn.networks import DeterministicActor, activation_by_name, s
 from jaxrl_suite.run.algorithms import AlgorithmSpec
 from jaxrl_suite.run.configs import (
     hyperparams_from_config,
+    require_finite_numbers,
     require_hidden_sizes,
     require_positive,
 )
@@ -95,6 +96,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a bc.Config; got {type(config).__name__}.")
+    require_finite_numbers(config)
     require_positive(config, "learning_rate")
     require_hidden_sizes(config.hidden_sizes)
     activation_by_name(config.activation)
@@ -128,6 +130,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
         gradient_step=gradient_step,
         greedy_action=lambda learner, obs: action_in_bounds(learner.actor_params, obs),
         default_hparams=default_hparams,
+        validate=lambda c: require_positive(c, "learning_rate"),
     )
 
 

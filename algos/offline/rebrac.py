@@ -44,6 +44,7 @@ from jaxrl_suite.data.offline import (
     OfflineConfig,
     make_offline_train,
     prepare_offline,
+    validate_offline_config,
     write_outputs,
 )
 from jaxrl_suite.env.environment import Environment
@@ -59,6 +60,7 @@ from jaxrl_suite.learn.networks import (
 from jaxrl_suite.run.algorithms import AlgorithmSpec
 from jaxrl_suite.run.configs import (
     hyperparams_from_config,
+    require_finite_numbers,
     require_hidden_sizes,
     require_in_unit_interval,
     require_non_negative,
@@ -155,6 +157,8 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
     ``prepare_offline``)."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a rebrac.Config; got {type(config).__name__}.")
+    require_finite_numbers(config)
+    validate_offline_config(config, "ReBRAC")
     require_positive(config, "actor_learning_rate", "critic_learning_rate")
     require_non_negative(config, "actor_bc_coef", "critic_bc_coef", "policy_noise",
                          "noise_clip")
@@ -375,6 +379,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
         gradient_step=gradient_step,
         greedy_action=greedy_action,
         default_hparams=default_hparams,
+        validate=lambda c: validate(c, env, env_params),
         steps_per_call=config.policy_freq,
     )
 

@@ -41,6 +41,7 @@ from jaxrl_suite.env import spaces
 from jaxrl_suite.env.environment import Environment
 from jaxrl_suite.learn.buffers import Transition
 from jaxrl_suite.run.configs import (
+    hyperparams_validator,
     require_box_observation,
     require_non_negative,
     require_positive_ints,
@@ -216,6 +217,7 @@ def make_offline_train(
     greedy_action: Callable[[Any, jax.Array], jax.Array],
     default_hparams: Any,
     steps_per_call: int | None = None,
+    validate: Callable[[Any], None] | None = None,
 ) -> Train:
     """The ``Train`` of an offline algorithm.
 
@@ -230,6 +232,8 @@ def make_offline_train(
       greedy_action: ``(learner, normalised observation (..., obs)) -> action (..., act)`` in
         env units: the deterministic policy evaluated in the env.
       default_hparams: the config's traceable hyperparameters.
+      validate: ``config -> None``, the algorithm's checks; given, hyperparameters passed to
+        ``train`` are checked against them (``configs.hyperparams_validator``).
     """
     steps_per_update = config.eval_interval
     num_updates = config.total_updates // steps_per_update
@@ -288,6 +292,8 @@ def make_offline_train(
         make_policy=make_policy,
         config=config,
         data=setup.sampler,
+        check_hparams=(None if validate is None
+                       else hyperparams_validator(config, validate)),
     )
 
 

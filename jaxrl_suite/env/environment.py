@@ -27,6 +27,7 @@ import numpy as np
 from flax import struct
 
 from jaxrl_suite.env import spaces
+from jaxrl_suite.env.spaces import check_key
 
 __all__ = ["Environment", "EnvParams", "EnvState", "check_key"]
 
@@ -52,20 +53,6 @@ Obs = Any
 StepOutput = tuple[Any, Any, jax.Array, jax.Array, jax.Array, dict[str, Any]]
 
 
-def check_key(key: Any, where: str) -> None:
-    """Raise a ``TypeError`` unless ``key`` is a JAX PRNG key (raw uint32[2] or typed)."""
-    dtype = getattr(key, "dtype", None)
-    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
-        return
-    if dtype == jnp.uint32 and np.shape(key) == (2,):
-        return
-    raise TypeError(
-        f"{where}: key must be a JAX PRNG key such as jax.random.key(0) or "
-        f"jax.random.PRNGKey(0); got {type(key).__name__} with dtype={dtype} and "
-        f"shape={np.shape(key)}."
-    )
-
-
 def _describe_integers(space: spaces.Space) -> str:
     if isinstance(space, spaces.Discrete):
         return f"integers 0..{space.n - 1}"
@@ -82,6 +69,13 @@ def _integers_in_range(action: Any, space: spaces.Space) -> bool:
     upper = space.n if isinstance(space, spaces.Discrete) else space.nvec
     value = np.asarray(action)
     return bool(np.all((value >= 0) & (value < upper)))
+
+
+def _structure(state: Any) -> tuple[str, ...]:
+    """A state's field paths (``.env_state.x``, ...): what tells two envs' states apart when
+    their pytree structures alone compare equal (gymnax's per-env ``EnvState`` classes do)."""
+    return tuple(jax.tree_util.keystr(path)
+                 for path, _ in jax.tree_util.tree_flatten_with_path(state)[0])
 
 
 class Environment(Generic[State, Params]):
@@ -119,7 +113,12 @@ class Environment(Generic[State, Params]):
     def reset(self, key: jax.Array, params: Params | None = None) -> tuple[Obs, State]:
         """Start an episode. Returns ``(observation, state)``."""
         check_key(key, f"{self.name}.reset")
-        return self.reset_env(key, self.resolve_params(params))
+        observation, state = self.reset_env(key, self.resolve_params(params))
+        try:  # remembered so that step() can refuse another env's state in plain words
+            object.__setattr__(self, "_state_structure", _structure(state))
+        except (AttributeError, TypeError):  # an env with __slots__: no check
+            pass
+        return observation, state
 
     def step(
         self, key: jax.Array, state: State, action: Any, params: Params | None = None
@@ -131,8 +130,24 @@ class Environment(Generic[State, Params]):
         """
         check_key(key, f"{self.name}.step")
         params = self.resolve_params(params)
+        self.check_state(state)
         self.check_action(action)
         return self.step_env(key, state, action, params)
+
+    def check_state(self, state: Any) -> None:
+        """Refuse a state of another type than this env's ``reset`` returned (another env's,
+        or one from a different wrapper stack), which would otherwise fail deep inside the
+        env with an ``AttributeError``."""
+        expected = self.__dict__.get("_state_structure")
+        if expected is None:
+            return
+        structure = _structure(state)
+        if structure != expected:
+            missing = next((path for path in expected if path not in structure), None)
+            raise TypeError(
+                f"{self.name}.step: the state does not have the fields {self.name}.reset gives "
+                f"(a {type(state).__qualname__} without state{missing}); a state from another "
+                f"env, or from the same env under other wrappers, does not fit.")
 
     @property
     def num_actions(self) -> int:

@@ -11,9 +11,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import inspect
 import os
 from collections.abc import Callable
 from typing import Any
+
+import jax
+import numpy as np
 
 from jaxrl_suite.env.environment import Environment
 
@@ -149,6 +153,57 @@ def env_spec(env_id: str) -> EnvSpec:
     raise ValueError(f"Unknown env id {env_id!r}. {hint}")
 
 
+def _check_constructor_options(env_id: str, constructor: Callable[..., Any],
+                               env_kwargs: dict[str, Any]) -> None:
+    """Refuse constructor options the env does not take, listing those it does (a constructor
+    with ``**kwargs`` takes anything and is not checked)."""
+    if not env_kwargs:
+        return
+    try:
+        signature = inspect.signature(constructor)
+    except (TypeError, ValueError):  # a builtin or an extension: let it check for itself
+        return
+    parameters = signature.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    accepted = [p.name for p in parameters
+                if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                              inspect.Parameter.KEYWORD_ONLY) and p.name != "self"]
+    unknown = sorted(set(env_kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(f"{env_id} takes no constructor option(s) "
+                         f"{', '.join(map(repr, unknown))}; accepted: "
+                         f"{', '.join(accepted) or 'none'}. Params fields go as keywords of "
+                         f"make() itself (make(id, max_steps_in_episode=...)).")
+
+
+def _check_param_override(env_id: str, name: str, default: Any, value: Any) -> None:
+    """An env params override has the kind and shape of the default it replaces, is finite, and
+    is positive where the default is a positive integer (a step limit, a count)."""
+    if isinstance(value, jax.core.Tracer):
+        return  # traced: the caller's program decides
+    default_array = np.asarray(default)
+    try:
+        array = np.asarray(value)
+    except Exception:  # noqa: BLE001 - not array-like at all
+        array = np.asarray(None, dtype=object)
+    kind = default_array.dtype.kind
+    numeric = array.dtype.kind in "biuf" and (array.dtype.kind != "b" or kind == "b")
+    what = ("an integer" if kind in "iu" else "a boolean" if kind == "b" else "a number")
+    if not numeric or (kind in "iu" and array.dtype.kind == "f"
+                       and not np.all(np.mod(array, 1) == 0)):
+        raise ValueError(f"{env_id}: {name} must be {what} like its default {default!r}; "
+                         f"got {value!r}.")
+    if array.shape != default_array.shape:
+        raise ValueError(f"{env_id}: {name} must have the shape of its default "
+                         f"{default_array.shape}; got {value!r} (shape {array.shape}).")
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise ValueError(f"{env_id}: {name} must be finite; got {value!r}.")
+    if kind in "iu" and np.all(default_array > 0) and not np.all(array > 0):
+        raise ValueError(f"{env_id}: {name} must be a positive integer (its default is "
+                         f"{default!r}); got {value!r}.")
+
+
 def make(
     env_id: str,
     *,
@@ -176,8 +231,25 @@ def make(
         ``max_steps_in_episode=200``.
     """
     spec = env_spec(env_id)
+    try:
+        constructor = spec.load()
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"Env {env_id!r} is registered with the entry point "
+                         f"{spec.entry_point!r}, which could not be loaded: {error}") from None
+    if env_kwargs is not None and not isinstance(env_kwargs, dict):
+        raise TypeError(f"env_kwargs must be a dict of constructor options; got {env_kwargs!r}.")
+    _check_constructor_options(env_id, constructor, env_kwargs or {})
     constructor_kwargs = {**spec.kwargs, **(env_kwargs or {})}
-    env = spec.load()(**constructor_kwargs)
+    try:
+        env = constructor(**constructor_kwargs)
+    except TypeError as error:
+        if env_kwargs and "unexpected keyword argument" in str(error):
+            raise ValueError(
+                f"{env_id} does not take the constructor option(s) "
+                f"{', '.join(map(repr, sorted(env_kwargs)))} ({error}); its registered options "
+                f"are {', '.join(sorted(spec.kwargs)) or 'none'}, and params fields go as "
+                f"keywords of make() itself (make(id, max_steps_in_episode=...)).") from None
+        raise
     params = env.default_params
     if overrides:
         fields = [f.name for f in dataclasses.fields(params)]
@@ -188,6 +260,8 @@ def make(
                 f"({type(params).__name__}) accept: {', '.join(fields)}. Constructor options go "
                 f"in env_kwargs=..."
             )
+        for name, value in overrides.items():
+            _check_param_override(env_id, name, getattr(params, name), value)
         params = params.replace(**overrides)
     if debug is None:
         debug = os.environ.get("JAXRL_DEBUG", "") not in ("", "0")

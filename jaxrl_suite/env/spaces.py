@@ -29,6 +29,21 @@ from gymnax.environments import spaces as gymnax_spaces
 __all__ = ["Space", "Discrete", "Box", "MultiDiscrete", "Dict", "from_gymnax_space"]
 
 
+def check_key(key: Any, where: str) -> None:
+    """Raise a ``TypeError`` unless ``key`` is a JAX PRNG key (raw uint32[2] or typed)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return
+    if dtype == jnp.uint32 and np.shape(key) == (2,):
+        return
+    raise TypeError(
+        f"{where}: key must be a JAX PRNG key such as jax.random.key(0) or "
+        f"jax.random.PRNGKey(0); got {type(key).__name__} with dtype={dtype} and "
+        f"shape={np.shape(key)}."
+    )
+
+
+
 class Space(gymnax_spaces.Space):
     """Base class. Subclasses set ``shape`` and ``dtype`` and implement the two functions."""
 
@@ -36,6 +51,7 @@ class Space(gymnax_spaces.Space):
     dtype: Any
 
     def sample(self, key: jax.Array) -> Any:
+        check_key(key, f"{type(self).__name__}.sample")
         raise NotImplementedError
 
     def contains(self, x: Any) -> jax.Array:
@@ -71,6 +87,7 @@ class Discrete(Space, gymnax_spaces.Discrete):
         return hash(("Discrete", self.n, str(self.dtype)))
 
     def sample(self, key: jax.Array) -> jax.Array:
+        check_key(key, f"{type(self).__name__}.sample")
         return jax.random.randint(key, (), 0, self.n, dtype=self.dtype)
 
     def contains(self, x: Any) -> jax.Array:
@@ -124,6 +141,7 @@ class Box(Space, gymnax_spaces.Box):
         return f"Box(low={low}, high={high}, shape={self.shape}, dtype={self.dtype.name})"
 
     def sample(self, key: jax.Array) -> jax.Array:
+        check_key(key, f"{type(self).__name__}.sample")
         if _is_integer_dtype(self.dtype):
             info = np.iinfo(self.dtype)
             low = np.clip(self.low.astype(np.int64), info.min, info.max)
@@ -174,6 +192,7 @@ class MultiDiscrete(Space):
         return f"MultiDiscrete({self.nvec.tolist()})"
 
     def sample(self, key: jax.Array) -> jax.Array:
+        check_key(key, f"{type(self).__name__}.sample")
         return jax.random.randint(key, self.shape, 0, self.nvec, dtype=self.dtype)
 
     def contains(self, x: Any) -> jax.Array:
@@ -207,6 +226,7 @@ class Dict(Space, gymnax_spaces.Dict):
         return self.spaces[name]
 
     def sample(self, key: jax.Array) -> dict[str, Any]:
+        check_key(key, f"{type(self).__name__}.sample")
         keys = jax.random.split(key, len(self.spaces))
         return {name: space.sample(k) for (name, space), k in zip(self.spaces.items(), keys)}
 

@@ -13,6 +13,7 @@ import time
 import types
 import warnings
 from collections.abc import Sequence
+from typing import Annotated
 
 import numpy as np
 
@@ -55,6 +56,48 @@ def _accept_scientific_integers(argv: list[str], int_flags: set[str]) -> list[st
             expecting = True
         out.append(arg)
     return out
+
+
+# Flags users write from other libraries' habits, and the flag they mean here.
+FLAG_ALIASES = {
+    "--lr": "--learning-rate", "--steps": "--total-steps", "--timesteps": "--total-steps",
+    "--total-timesteps": "--total-steps", "--n-envs": "--num-envs", "--envs": "--num-envs",
+    "--seed-count": "--seeds", "--num-seeds": "--seeds", "--epochs": "--update-epochs",
+    "--minibatches": "--num-minibatches", "--batch": "--batch-size",
+    "--output": "--run-dir", "--out": "--run-dir", "--logdir": "--run-dir",
+}
+
+
+def _flags_of(*types_: type) -> set[str]:
+    flags = {"-h", "--help"}
+    for cls in types_:
+        for field in dataclasses.fields(cls):
+            flag = "--" + field.name.replace("_", "-")
+            flags.add(flag)
+            if field.type in (bool, "bool"):
+                flags.add("--no-" + flag[2:])
+    return flags
+
+
+def unknown_flag_error(argv: Sequence[str], algorithm: AlgorithmSpec) -> str | None:
+    """One plain line for the first flag the algorithm's command line does not have, with the
+    flag meant (an alias from other libraries, or the closest names), or ``None``."""
+    import difflib
+
+    flags = _flags_of(RunOptions, algorithm.config)
+    for arg in argv:
+        flag = arg.partition("=")[0]
+        if not flag.startswith("--") or flag in flags:
+            continue
+        meant = FLAG_ALIASES.get(flag)
+        if flag == "--total-steps" and "--total-updates" in flags:
+            meant = "--total-updates"  # offline algorithms count gradient updates
+        suggestions = ([meant] if meant in flags else
+                       difflib.get_close_matches(flag, sorted(flags), n=3, cutoff=0.6))
+        hint = (f" Did you mean {' or '.join(suggestions)}?" if suggestions else "")
+        return (f"jaxrl train {algorithm.name}: unknown flag {flag}.{hint} "
+                f"`jaxrl train {algorithm.name} --help` lists them all.")
+    return None
 
 
 def plain_warnings() -> None:
@@ -109,11 +152,30 @@ def algorithm_main(algorithm: types.ModuleType | AlgorithmSpec,
         print(f"jaxrl: error: {error}", file=sys.stderr)
         return 2
 
+    # The config group says where its defaults come from: the flags show the preset's values,
+    # not the Config class's own defaults its docstring describes.
+    if known.resume:
+        source = f"the run in {known.resume}"
+    elif known.preset == "none":
+        source = "the config's own defaults (--preset none)"
+    else:
+        preset = (algorithm.preset_by_env.get(known.env) if known.preset == "auto"
+                  else known.preset)
+        source = (f"preset {preset!r} (--preset)" if preset else
+                  f"the config's own defaults ({known.env} has no preset)")
+    config_help = f"{algorithm.title} settings; the defaults shown are {source}."
     # Built with real (not string) annotations, which tyro needs to resolve the field types.
     Arguments = dataclasses.make_dataclass(
-        "Arguments", [("run", RunOptions), ("config", algorithm.config)], frozen=True
+        "Arguments",
+        [("run", RunOptions),
+         ("config", Annotated[algorithm.config, tyro.conf.arg(help=config_help)])],
+        frozen=True,
     )
 
+    unknown = unknown_flag_error(argv, algorithm)
+    if unknown is not None:
+        print(f"jaxrl: error: {unknown}", file=sys.stderr)
+        return 2
     argv = _accept_scientific_integers(argv, _int_fields(RunOptions, algorithm.config))
     arguments = tyro.cli(
         tyro.conf.OmitArgPrefixes[Arguments],  # type: ignore[index]

@@ -16,14 +16,27 @@ from jaxrl_suite.env import spaces
 
 __all__ = [
     "hyperparams_from_config",
+    "hyperparams_validator",
     "preset_config_from",
     "require_box_observation",
+    "require_finite_numbers",
     "require_hidden_sizes",
     "require_in_unit_interval",
     "require_non_negative",
     "require_positive",
     "require_positive_ints",
 ]
+
+
+def require_finite_numbers(config: Any) -> None:
+    """Every float field of a config dataclass (and every float in a tuple field) is finite:
+    NaN and infinity are refused wherever they appear, whatever else a field allows."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        values = value if isinstance(value, tuple) else (value,)
+        for item in values:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"{field.name} must be a finite number; got {value!r}.")
 
 
 def require_positive_ints(config: Any, *names: str) -> None:
@@ -136,3 +149,36 @@ def hyperparams_from_config(hyperparams_type: type, config: Any) -> Any:
     }
     return hyperparams_type(**values)
 
+
+
+def hyperparams_validator(config: Any, validate: Any) -> Any:
+    """A check of concrete traceable hyperparameters against the rules of the config they come
+    from: ``check(hparams)`` substitutes every value of each field the config also has (every
+    element of a sweep's batch) into ``config`` and runs ``validate(config)`` on it, so
+    ``train.default_hparams.replace(gamma=5.0)`` is refused as ``Config(gamma=5.0)`` is, with
+    the field named as ``hparams.gamma``. Fields the config lacks (``preference``, ``meta``)
+    are not looked at. ``Train`` calls it on hyperparameters it sees as concrete values."""
+    config_fields = {field.name: field for field in dataclasses.fields(config)}
+
+    def check(hparams: Any) -> None:
+        if not dataclasses.is_dataclass(hparams):
+            return
+        for field in dataclasses.fields(hparams):
+            if field.name not in config_fields:
+                continue
+            value = getattr(hparams, field.name)
+            if value is None:
+                continue
+            as_int = isinstance(getattr(config, field.name), int) and not isinstance(
+                getattr(config, field.name), bool)
+            for element in np.unique(np.asarray(value, np.float64).reshape(-1)):
+                element = float(element)
+                if as_int and element.is_integer():
+                    element = int(element)
+                try:
+                    validate(dataclasses.replace(config, **{field.name: element}))
+                except ValueError as error:
+                    raise ValueError(f"hparams.{field.name} = {element!r} is refused: "
+                                     f"{error}") from None
+
+    return check

@@ -419,6 +419,8 @@ def _initial_states(train: Train, options: RunOptions, hparams: Any) -> Any:
     """``train.initial_states``, refused before anything is allocated when the state alone
     (parameters, optimiser state, buffers, env states of every seed) cannot fit."""
     keys = seed_keys(options)
+    if hparams is not None:
+        hparams = train.validated_hparams(hparams)
     program = jax.jit(jax.vmap(train.init)).lower(keys, train.seed_hparams(len(keys), hparams))
     check_fits(tree_bytes(program.out_info), f"The training state of {options.seeds} seed(s)",
                "use fewer seeds or envs, a smaller network or a smaller replay buffer.")
@@ -482,9 +484,18 @@ def evaluate_states(train: Train, states: Any, env, env_params, num_episodes: in
     return out
 
 
-def evaluate_run(run_dir: str | Path, num_episodes: int = 16, seed: int = 0) -> dict[str, Any]:
-    """Evaluate the policies saved in a run folder's last checkpoint (every seed)."""
+def evaluate_run(run_dir: str | Path, num_episodes: int | None = None,
+                 seed: int | None = None) -> dict[str, Any]:
+    """Evaluate the policies saved in a run folder's last checkpoint (every seed).
+
+    By default with the episodes and the key of the run's own final evaluation (its
+    ``eval_episodes``, or 16 when it had none, and ``key(seed + 1)``), so evaluating a finished
+    run reproduces its ``eval.json``."""
     algorithm, config, options, record = load_run(run_dir)
+    if num_episodes is None:
+        num_episodes = options.eval_episodes or 16
+    if seed is None:
+        seed = options.seed + 1
     env, env_params = make(options.env)
     train = algorithm.make_train(config, env, env_params)
     like = train.initial_states(seed_keys(options))
@@ -497,4 +508,5 @@ def evaluate_run(run_dir: str | Path, num_episodes: int = 16, seed: int = 0) -> 
     result = evaluate_states(train, states, raw_env, env_params, num_episodes,
                              jax.random.key(seed))
     result["update"] = update
+    result["seed"] = seed
     return result

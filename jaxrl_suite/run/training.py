@@ -11,6 +11,7 @@ progress and to cut the run into checkpointed chunks, without the algorithm know
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,16 @@ import jax.numpy as jnp
 from flax import struct
 
 __all__ = ["Train", "TrainResult"]
+
+
+def _check_key(key: Any, where: str) -> None:
+    """A run's randomness is a JAX PRNG key: refuse an int (``train(0)``) in plain words."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+                              or (dtype == jnp.uint32 and key.shape[-1:] == (2,))):
+        return
+    raise TypeError(f"{where}: key must be a JAX PRNG key such as jax.random.key(0) (or "
+                    f"jax.random.split(key, n) for several seeds); got {key!r}.")
 
 
 @struct.dataclass
@@ -58,6 +69,11 @@ class Train:
       takes_env_params: whether ``init`` takes env params: a run that does can be given its
         task (physics, level, preference weights) as a traced argument, so a ``vmap`` over env
         params trains on many tasks in one program.
+      check_hparams: ``hparams -> None``, raising a ``ValueError`` for values the config would
+        refuse (``configs.hyperparams_validator``). Called on hyperparameters given as concrete
+        values (``train(key, hparams)``, ``initial_state(s)``, the harness); values that are
+        already traced (inside the caller's ``jit``) are checked at run time only in debug
+        mode (``JAXRL_DEBUG=1``), where a bad one stops the program with the same message.
     """
 
     init: Callable[..., Any]
@@ -70,6 +86,26 @@ class Train:
     env_steps_before_updates: int = 0
     data: Any = None
     takes_env_params: bool = False
+    check_hparams: Callable[[Any], None] | None = None
+
+    def validated_hparams(self, hparams: Any) -> Any:
+        """``hparams`` (``None``: the defaults) after the checks of their type and values."""
+        if hparams is None:
+            return self.default_hparams
+        expected = type(self.default_hparams)
+        if dataclasses.is_dataclass(self.default_hparams) and not isinstance(hparams, expected):
+            raise TypeError(
+                f"hparams must be a {expected.__module__}.{expected.__name__}, as "
+                f"train.default_hparams is (change fields with "
+                f"train.default_hparams.replace(learning_rate=...)); got "
+                f"{type(hparams).__name__}.")
+        if self.check_hparams is not None:
+            if not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(hparams)):
+                self.check_hparams(hparams)
+            elif os.environ.get("JAXRL_DEBUG", "") not in ("", "0"):
+                check = self.check_hparams
+                jax.debug.callback(lambda values: check(values), hparams)
+        return hparams
 
     def step(self, state: Any, data: Any = None) -> tuple[Any, dict[str, jax.Array]]:
         """One update, given ``data`` when the run has any (default ``self.data``)."""
@@ -78,7 +114,8 @@ class Train:
         return self.update(state, self.data if data is None else data)
 
     def initial_state(self, key: jax.Array, hparams: Any = None, env_params: Any = None) -> Any:
-        hparams = self.default_hparams if hparams is None else hparams
+        _check_key(key, "train.initial_state")
+        hparams = self.validated_hparams(hparams)
         if env_params is None:
             return self.init(key, hparams)
         self._require_env_params()
@@ -89,6 +126,9 @@ class Train:
         """Seed-batched initial states: ``init`` under ``vmap`` over ``keys`` ``(num_seeds,)``.
         ``hparams`` (and ``env_params``, when given) must have a leading ``num_seeds`` axis;
         default the config's hyperparameters, repeated, and the run's own env params."""
+        _check_key(keys, "train.initial_states")
+        if hparams is not None:
+            hparams = self.validated_hparams(hparams)
         hparams = self.seed_hparams(len(keys), hparams)
         if env_params is None:
             return jax.jit(jax.vmap(self.init))(keys, hparams)
@@ -118,6 +158,7 @@ class Train:
 
     def __call__(self, key: jax.Array, hparams: Any = None, env_params: Any = None
                  ) -> TrainResult:
+        _check_key(key, "train")
         state = self.initial_state(key, hparams, env_params)
         state, metrics = self.run_updates(state, self.num_updates)
         return TrainResult(state, metrics)
