@@ -163,6 +163,17 @@ def test_cannot_leave_the_grid_and_truncates_at_the_limit():
         assert bool(truncated) == (t == 3)
 
 
+def test_a_python_int_action_steps_as_an_array_does():
+    """``step`` accepts a plain int (it is in the action space), eagerly too."""
+    env = SMALL_ENV
+    _, state = env.reset_to_level(jax.random.key(0), level_from_text(SMALL))
+    for action in (LEFT, RIGHT, FORWARD):
+        from_int = env.step(jax.random.key(1), state, action)
+        from_array = env.step(jax.random.key(1), state, jnp.int32(action))
+        for a, b in zip(jax.tree.leaves(from_int), jax.tree.leaves(from_array)):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_minigrid_actions_3_to_6_do_nothing():
     env = Maze(size=5, view_size=3, minigrid_actions=True)
     assert env.action_space().n == 7

@@ -1,4 +1,6 @@
-"""notebooks/quickstart.ipynb runs top to bottom (small budget) and shows what it promises.
+"""Every notebook in notebooks/ runs top to bottom (small budget) and shows what it promises:
+quickstart.ipynb, levels_and_ued.ipynb, offline.ipynb and custom_env.ipynb, each executed once per
+test session by its own fixture, with the checks of what it prints and writes below it.
 
 The kernel is this interpreter: a kernelspec pointing at ``sys.executable`` is written to a
 temporary folder, so a ``python3`` kernelspec of some other Python on the machine cannot be
@@ -11,11 +13,15 @@ off (programs compile about twice as fast and run slower, a good trade for a smo
 fresh persistent compilation cache (``run_training``, ``evaluate_run`` and the notebook's own
 ``Checkpointer`` cell build identical init and evaluation programs from separate ``make_train``
 calls, which jit's in-memory cache cannot share). Measured on 2 cores: about 60 s -> 37 s.
-Neither changes what the notebook computes beyond floating-point rounding.
+Neither changes what the notebook computes beyond floating-point rounding. Each notebook gets its
+own fresh cache (and temporary folder), so its time is that of a first run. Measured on 2 cores
+(the lower figure alone, the higher one while another job compiled): levels_and_ued 55-80 s,
+offline 58-80 s, custom_env 20-36 s.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -30,25 +36,37 @@ from ipykernel.kernelspec import install as install_kernelspec
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb"
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK = NOTEBOOKS_DIR / "quickstart.ipynb"
+LEVELS_NOTEBOOK = NOTEBOOKS_DIR / "levels_and_ued.ipynb"
+OFFLINE_NOTEBOOK = NOTEBOOKS_DIR / "offline.ipynb"
+CUSTOM_ENV_NOTEBOOK = NOTEBOOKS_DIR / "custom_env.ipynb"
+ALL_NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 KERNEL_NAME = "jaxrl-suite-notebook-test"
 CELL_TIMEOUT_S = 300
-SMALL_SEEDS = 4  # NUM_SEEDS of the notebook's small budget
+SMALL_SEEDS = 4  # NUM_SEEDS of the quickstart's small budget
 
-# Appended to the in-memory copy of the notebook only: where the kernel ran and what it wrote.
-CHECK_CELL = """\
+
+def check_cell(**values: str) -> str:
+    """The cell appended to the in-memory copy of a notebook only: where the kernel ran and
+    what it wrote (``values``: more entries, each a Python expression in the notebook)."""
+    extra = "".join(f"    {json.dumps(name)}: {expression},\n"
+                    for name, expression in values.items())
+    return f"""\
 import json as _json
 import sys as _sys
 import tempfile as _tempfile
 
-print("NOTEBOOK-CHECK " + _json.dumps({
+print("NOTEBOOK-CHECK " + _json.dumps({{
     "executable": _sys.executable,
     "small": SMALL,
     "tempdir": _tempfile.gettempdir(),
     "work_dir": str(WORK_DIR),
-    "run_dir": str(run_dir),
-}))
+{extra}}}))
 """
+
+
+CHECK_CELL = check_cell(run_dir="str(run_dir)")
 
 
 def code_cells(nb) -> list:
@@ -74,8 +92,14 @@ def display_mimetypes(nb) -> list[str]:
     return found
 
 
-def test_notebook_is_stored_without_outputs():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+def test_every_notebook_is_executed_by_a_test():
+    executed_here = {NOTEBOOK, LEVELS_NOTEBOOK, OFFLINE_NOTEBOOK, CUSTOM_ENV_NOTEBOOK}
+    assert set(ALL_NOTEBOOKS) == executed_here, "give a new notebook a fixture and its checks"
+
+
+@pytest.mark.parametrize("notebook", ALL_NOTEBOOKS, ids=[path.stem for path in ALL_NOTEBOOKS])
+def test_notebook_is_stored_without_outputs(notebook):
+    nb = nbformat.read(notebook, as_version=4)
     nbformat.validate(nb)
     assert nb.metadata.kernelspec.name == "python3"
     for index, cell in enumerate(code_cells(nb)):
@@ -84,10 +108,17 @@ def test_notebook_is_stored_without_outputs():
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """The notebook executed in a fresh kernel of this interpreter, small budget."""
-    root = tmp_path_factory.mktemp("notebook")
-    spec_dir = Path(install_kernelspec(prefix=str(root / "kernelspec"), kernel_name=KERNEL_NAME))
+def kernel_spec_dir(tmp_path_factory) -> Path:
+    """A kernelspec folder whose one kernel is this interpreter."""
+    root = tmp_path_factory.mktemp("kernelspec")
+    spec_dir = Path(install_kernelspec(prefix=str(root), kernel_name=KERNEL_NAME))
+    return spec_dir.parent
+
+
+def execute_notebook(notebook: Path, root: Path, kernel_dir: Path, check: str):
+    """``notebook`` run top to bottom with ``check`` appended, in a fresh kernel of this
+    interpreter on the small budget, with ``TMPDIR`` and a fresh compilation cache under
+    ``root``. Returns the executed notebook, the check cell's values and the kernel's TMPDIR."""
     kernel_tmp = root / "tmp"
     kernel_tmp.mkdir()
     xla_flags = " ".join(filter(None, [os.environ.get("XLA_FLAGS", ""),
@@ -99,24 +130,31 @@ def executed(tmp_path_factory):
         "XLA_FLAGS": xla_flags,
         "JAX_COMPILATION_CACHE_DIR": str(root / "jax-cache"),
     }
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(CHECK_CELL))
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(check))
     manager = KernelManager(
         kernel_name=KERNEL_NAME,
-        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_dir.parent)]),
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dir)]),
     )
     client = nbclient.NotebookClient(
         nb,
         km=manager,
         kernel_name=KERNEL_NAME,
         timeout=CELL_TIMEOUT_S,
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},  # cwd, as Jupyter would set it
+        resources={"metadata": {"path": str(notebook.parent)}},  # cwd, as Jupyter would set it
     )
     client.execute(env=env)  # raises CellExecutionError, with the traceback, if a cell fails
     check_lines = [line for line in stdout_text(nb).splitlines()
                    if line.startswith("NOTEBOOK-CHECK ")]
     assert len(check_lines) == 1
     return nb, json.loads(check_lines[0].removeprefix("NOTEBOOK-CHECK ")), kernel_tmp
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory, kernel_spec_dir):
+    """The quickstart executed in a fresh kernel of this interpreter, small budget."""
+    return execute_notebook(NOTEBOOK, tmp_path_factory.mktemp("notebook"), kernel_spec_dir,
+                            CHECK_CELL)
 
 
 @pytest.mark.slow
@@ -168,3 +206,199 @@ def test_notebook_shows_its_figures(executed):
     except ImportError:
         return
     assert "image/gif" in images
+
+
+# --- notebooks/levels_and_ued.ipynb ---------------------------------------------------------------
+LEVELS_HELD_OUT = ("room", "wall", "corner")  # the notebook's hand-drawn 7x7 held-out levels
+LEVELS_SEEDS = 2  # its NUM_SEEDS
+UED_RUN_FILES = ("config.json", "metrics.csv", "eval.json",
+                 "heldout_solve_rate.png", "buffer_top_levels.png", "heldout_rollout.gif")
+
+
+@pytest.fixture(scope="module")
+def executed_levels(tmp_path_factory, kernel_spec_dir):
+    """levels_and_ued.ipynb executed in a fresh kernel of this interpreter, small budget."""
+    return execute_notebook(LEVELS_NOTEBOOK, tmp_path_factory.mktemp("levels"), kernel_spec_dir,
+                            check_cell(run_dir="str(run_dir)"))
+
+
+def fractions(text: str, pattern: str) -> list[float]:
+    """Every number matched by group 1 of ``pattern`` (multiline) in ``text``."""
+    return [float(value) for value in re.findall(pattern, text, re.MULTILINE)]
+
+
+@pytest.mark.slow
+def test_levels_notebook_shows_the_maze_its_generators_and_the_named_levels(executed_levels):
+    text = stdout_text(executed_levels[0])
+    for env_id in ("maze", "maze-full", "maze-rooms", "maze-perfect"):
+        assert re.search(rf"^{env_id} +\S", text, re.MULTILINE), env_id
+    assert "image shape: (5, 5, 3)" in text
+    (solvable,) = fractions(text, r"^solvable random-walls levels: ([\d.]+)% of 1000$")
+    assert 50 < solvable < 100
+    assert re.search(r"^\d+ frames of 156x156 pixels -> ", text, re.MULTILINE)
+    names = re.search(r"^13x13 held-out levels: (.*)$", text, re.MULTILINE).group(1).split(", ")
+    assert len(names) == 10 and "SixteenRooms" in names and "Labyrinth" in names
+    images = display_mimetypes(executed_levels[0])
+    assert images.count("image/png") >= 9, images  # generators, mutants, states, levels, ...
+    assert images.count("image/gif") == 2, images  # a random rollout; the run's held-out rollout
+
+
+@pytest.mark.slow
+def test_levels_notebook_trains_robust_plr_and_reports_held_out_solve_rates(executed_levels):
+    text = stdout_text(executed_levels[0])
+    untrained = re.search(r"^untrained student, held-out solve rate: (\{.*\})$", text,
+                          re.MULTILINE).group(1)
+    untrained = ast.literal_eval(untrained)  # the printed dict of solve rates by level
+    assert set(untrained) == set(LEVELS_HELD_OUT)
+    assert all(0.0 <= value <= 1.0 for value in untrained.values()), untrained
+    for name in LEVELS_HELD_OUT:
+        rates = re.search(rf"^held-out solve rate {name} +after training: (.*) \(per seed\)$",
+                          text, re.MULTILINE).group(1).split()
+        assert len(rates) == LEVELS_SEEDS, rates
+        assert all(0.0 <= float(rate) <= 1.0 for rate in rates), (name, rates)
+    means = re.search(r"^held-out mean solve rate after training: (.*) \(per seed\)$", text,
+                      re.MULTILINE).group(1).split()
+    assert len(means) == LEVELS_SEEDS and all(0.0 <= float(m) <= 1.0 for m in means), means
+    buffer_size = int(re.search(r"^seed 0's buffer holds (\d+) levels$", text,
+                                re.MULTILINE).group(1))
+    assert 0 < buffer_size <= 32  # the small budget's buffer_capacity
+
+
+@pytest.mark.slow
+def test_levels_notebook_writes_a_ued_run_folder(executed_levels):
+    nb, check, kernel_tmp = executed_levels
+    run_dir = Path(check["run_dir"])
+    assert run_dir.resolve().is_relative_to(kernel_tmp.resolve())
+    for name in UED_RUN_FILES:
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "checkpoints").is_dir()
+    header = (run_dir / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"heldout/solve_rate", "heldout/solve_rate/SixteenRooms",
+            "heldout/solve_rate/Labyrinth", "buffer_size"} <= set(header)
+    text = stdout_text(nb)
+    run_rates = fractions(text, r"^run seed \d: held-out solve rate ([\d.]+)$")
+    assert len(run_rates) == 2 and all(0.0 <= rate <= 1.0 for rate in run_rates), run_rates
+
+
+# --- notebooks/offline.ipynb ----------------------------------------------------------------------
+OFFLINE_TRANSITIONS = 10_000  # NUM_TRANSITIONS of the small budget: 50 whole 200-step episodes
+
+
+@pytest.fixture(scope="module")
+def executed_offline(tmp_path_factory, kernel_spec_dir):
+    """offline.ipynb executed in a fresh kernel of this interpreter, small budget."""
+    return execute_notebook(OFFLINE_NOTEBOOK, tmp_path_factory.mktemp("offline"), kernel_spec_dir,
+                            check_cell(datasets_dir="str(DATASETS_DIR)", final="final",
+                                       behaviour="behaviour"))
+
+
+@pytest.mark.slow
+def test_offline_notebook_collects_and_writes_minari_folders(executed_offline):
+    nb, check, kernel_tmp = executed_offline
+    datasets_dir = Path(check["datasets_dir"])
+    assert datasets_dir.resolve().is_relative_to(kernel_tmp.resolve())
+    for kind in ("random", "medium", "expert"):
+        folder = datasets_dir / f"pendulum-{kind}-v0"
+        assert (folder / "data" / "main_data.hdf5").is_file(), kind
+        metadata = json.loads((folder / "data" / "metadata.json").read_text())
+        assert metadata["total_steps"] == OFFLINE_TRANSITIONS, kind
+    text = stdout_text(nb)
+    scores = {}
+    for kind in ("random", "medium", "expert"):
+        match = re.search(rf"^pendulum-{kind}-v0 +10,000 transitions, +50 episodes, mean return "
+                          rf"+\S+, normalised score +(\S+)$", text, re.MULTILINE)
+        assert match, kind
+        scores[kind] = float(match.group(1))
+    assert scores["random"] < scores["medium"] < scores["expert"], scores
+
+
+@pytest.mark.slow
+def test_offline_notebook_loads_the_minari_folder_with_every_transition(executed_offline):
+    text = stdout_text(executed_offline[0])
+    assert "loaded pendulum-medium-v0: 10000 transitions in 50 episodes" in text
+    assert "terminals: 0, timeouts: 50" in text  # Pendulum's episodes are all cut at 200 steps
+    assert "IQL learns from 10000 transitions" in text
+    assert "episode_0 holds:" in text and "observations  shape (201, 3)" in text
+
+
+@pytest.mark.slow
+def test_offline_notebook_trains_iql_and_bc_and_compares_them(executed_offline):
+    nb, check, _ = executed_offline
+    final, behaviour = check["final"], check["behaviour"]
+    assert set(final) == {"IQL", "BC"}
+    assert all(math.isfinite(value) for value in final.values()), final
+    text = stdout_text(nb)
+    assert re.search(r"^IQL final normalised score \S+ \(per seed: \S+ \S+\)$", text, re.MULTILINE)
+    assert re.search(r"^BC final normalised score \S+ \(per seed: \S+ \S+\)$", text, re.MULTILINE)
+    # BC imitates the data; IQL improves on it (as tests/test_offline.py and test_iql.py check).
+    # Measured on 2 cores (scores averaged over the last two evaluations and both seeds): the
+    # data 34.3, BC 35.3 (seeds 34.4, 36.1), IQL 46.1 (seeds 53.3, 39.0); IQL's seeds rise to
+    # 60-80 with more gradient steps, BC's stay put.
+    assert abs(final["BC"] - behaviour) < 10, (final, behaviour)
+    assert final["IQL"] > behaviour + 5 and final["IQL"] > final["BC"] + 5, (final, behaviour)
+    assert display_mimetypes(nb).count("image/png") >= 2
+
+
+# --- notebooks/custom_env.ipynb -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def executed_custom_env(tmp_path_factory, kernel_spec_dir):
+    """custom_env.ipynb executed in a fresh kernel of this interpreter, small budget."""
+    return execute_notebook(CUSTOM_ENV_NOTEBOOK, tmp_path_factory.mktemp("custom_env"),
+                            kernel_spec_dir,
+                            check_cell(failures="all_failures",
+                                       trained="trained_returns",
+                                       random="random_return", optimal="optimal_return"))
+
+
+def conformance_check_count() -> int:
+    """The checks tests/test_conformance.py runs per env id (those on short episodes twice)."""
+    import inspect
+
+    from tests import test_conformance
+
+    return sum(2 if "short" in inspect.signature(check).parameters else 1
+               for name, check in inspect.getmembers(test_conformance, inspect.isfunction)
+               if name.startswith("test_"))
+
+
+@pytest.mark.slow
+def test_custom_env_notebook_passes_the_conformance_checks(executed_custom_env):
+    nb, check, _ = executed_custom_env
+    assert check["failures"] == {"notebook/Corridor-v0": [], "notebook/CorridorOneHot-v0": []}
+    text = stdout_text(nb)
+    passed = re.findall(r"^  pass (.+)$", text, re.MULTILINE)
+    assert len(passed) == 2 * conformance_check_count() >= 14, passed
+    assert "FAIL" not in text
+    assert "the broken env fails the truncation check:" in text
+    assert "an action out of range is refused:" in text
+    assert "agent row:  [" in text and "target row: [" in text
+
+
+@pytest.mark.slow
+def test_custom_env_notebook_ppo_beats_a_random_policy(executed_custom_env):
+    nb, check, _ = executed_custom_env
+    trained, random_return, optimal = check["trained"], check["random"], check["optimal"]
+    assert len(trained) == 2  # the small budget's seeds
+    # Measured: random about 0.3, optimal about 0.86; every PPO seed near optimal.
+    assert 0.1 < random_return < 0.5 and 0.8 < optimal < 0.95, (random_return, optimal)
+    assert min(trained) > random_return + 0.3, (trained, random_return)
+    assert min(trained) > 0.9 * optimal, (trained, optimal)
+    assert re.search(r"^\d+ steps, reward 0\.\d+$", stdout_text(nb), re.MULTILINE)
+    assert display_mimetypes(nb).count("image/png") >= 1
+    assert (Path(check["work_dir"]) / "corridor_learning_curves.png").is_file()
+
+
+# --- what every notebook but the quickstart (checked above) shares ------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("executed_notebook", ["executed_levels", "executed_offline",
+                                               "executed_custom_env"])
+def test_notebook_ran_on_the_small_budget_in_this_interpreter_without_errors(executed_notebook,
+                                                                              request):
+    nb, check, kernel_tmp = request.getfixturevalue(executed_notebook)
+    assert Path(check["executable"]).resolve() == Path(sys.executable).resolve()
+    assert check["small"] is True
+    assert Path(check["work_dir"]).resolve().is_relative_to(kernel_tmp.resolve())
+    assert not (NOTEBOOKS_DIR / "runs").exists()
+    errors = [output for cell in code_cells(nb) for output in cell.outputs
+              if output.output_type == "error"]
+    assert errors == []

@@ -216,6 +216,7 @@ class Maze(LevelEnvironment):
     def step_env(
         self, key: jax.Array, state: MazeState, action: Any, params: MazeParams
     ) -> StepOutput:
+        action = jnp.asarray(action)  # a Python int (which `step` accepts) has no .astype
         direction_vectors = jnp.asarray(DIRECTION_VECTORS)
         target = state.agent_position + direction_vectors[state.agent_direction]
         inside = jnp.all((target >= 0) & (target < jnp.asarray(self.shape)))
