@@ -122,6 +122,16 @@ def test_settings_with_their_own_rules(algorithm, fields, error, pattern):
         check_config(algorithm, **fields)
 
 
+def test_a_preset_for_a_mistyped_env_id_is_refused():
+    from jaxrl_suite.algos import ppo
+
+    with pytest.raises(ValueError, match=r"'gymnax/CartPol-v1'.*'gymnax/CartPole-v1'"):
+        ppo.preset_config("gymnax/CartPol-v1")
+    with pytest.raises(ValueError, match=r"Unknown PPO preset 'cartpol'"):
+        ppo.preset_config("cartpol")
+    assert ppo.preset_config("gymnax/CartPole-v1").num_envs == 16  # the real id still works
+
+
 def test_a_config_of_another_algorithm_is_refused():
     from jaxrl_suite.algos import dqn, ppo
 
@@ -146,6 +156,8 @@ MAKE_CASES = [
     (("gymnax/CartPole-v1",), dict(env_kwargs={"nope": 1}), ValueError, r"'nope'"),
     (("maze",), dict(env_kwargs={"nope": 1}), ValueError, r"'nope'.*accepted: size"),
     (("gymnax/CartPole-v1",), dict(env_kwargs=[1]), TypeError, r"\[1\]"),
+    (("maze",), dict(num_walls=500), ValueError, r"num_walls .*\[0, 167\].*500"),
+    (("maze",), dict(num_walls=-3), ValueError, r"num_walls.*-3"),
 ]
 
 
@@ -288,3 +300,13 @@ def test_traced_hyperparameters_are_checked_in_debug_mode(monkeypatch):
         # A new function, so the program is traced again (jit's cache holds the unchecked one).
         jax.block_until_ready(jax.jit(lambda k, h: train.initial_state(k, h))(
             jax.random.key(0), bad))
+
+
+def test_collect_refuses_an_expert_no_better_than_random():
+    from jaxrl_suite.data.collect import References, check_references
+
+    check_references(References(-1200.0, -150.0, 3, 4000, -800.0), "sac", "gymnax/Pendulum-v1",
+                     None)  # a real expert passes
+    with pytest.raises(ValueError, match=r"returns -1300\.0, no better than random.*-1200\.0"):
+        check_references(References(-1200.0, -1300.0, 0, 1000, -1250.0), "sac",
+                         "gymnax/Pendulum-v1", 2000)

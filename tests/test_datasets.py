@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import warnings
 
 import gymnasium
@@ -362,3 +363,17 @@ def test_return_weighted_sampler_prefers_high_return_episodes():
     np.testing.assert_allclose(flat_probabilities, 1 / 18, rtol=1e-4)
     with pytest.raises(ValueError, match="temperature > 0; got 0"):
         D.TransitionSampler.return_weighted(dataset, 0)
+
+
+@pytest.mark.parametrize("damage", ["not hdf5", "truncated"])
+def test_a_damaged_dataset_file_is_one_error_naming_it(tmp_path, damage):
+    path = tmp_path / "data.hdf5"
+    with h5py.File(path, "w") as file:
+        for name, values in flat(episodes()).items():
+            file[name] = values
+    if damage == "not hdf5":
+        path.write_text("observations,actions\n1,2\n")
+    else:
+        path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        D.load_d4rl(path, ref_min_score=-1.0, ref_max_score=1.0)

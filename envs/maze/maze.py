@@ -155,6 +155,16 @@ class Maze(LevelEnvironment):
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)
 
+    def check_params(self, params: MazeParams) -> None:
+        """``num_walls`` fits the grid with room for the goal and the agent (the generator would
+        otherwise clip it to ``height * width - 2`` without a word)."""
+        most = self.height * self.width - 2
+        num_walls = np.asarray(params.num_walls)
+        if num_walls.dtype.kind not in "iu" or np.any(num_walls < 0) or np.any(num_walls > most):
+            raise ValueError(f"maze: num_walls must be an integer in [0, {most}] for a "
+                             f"{self.height}x{self.width} grid (the goal and the agent need two "
+                             f"free cells); got {params.num_walls!r}.")
+
     def observation_space(self, params: Any = None) -> spaces.Dict:
         if self.observation == "partial":
             image_shape = (self.view_size, self.view_size, 3)

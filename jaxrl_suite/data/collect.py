@@ -60,6 +60,7 @@ __all__ = [
     "collect_datasets",
     "train_agent",
     "reference_returns",
+    "check_references",
     "datasets_from_agent",
     "rollout_dataset",
     "replay_dataset",
@@ -287,6 +288,19 @@ def random_policy(action_space: spaces.Space) -> Policy:
         return action_space.sample(key), carry
 
     return Policy(act, None, None)
+
+
+def check_references(references: References, algo: str, env_id: str,
+                     total_steps: int | None) -> None:
+    """Refuse to make datasets whose "expert" is no better than random actions: their
+    normalised scores (0 random, 100 expert) would be meaningless, hundreds for any policy."""
+    if not references.expert_return > references.random_return:
+        budget = "the preset's budget" if total_steps is None else f"{total_steps:,} env steps"
+        raise ValueError(
+            f"jaxrl collect: the {algo} agent trained on {env_id} for {budget} returns "
+            f"{references.expert_return:.1f}, no better than random actions "
+            f"({references.random_return:.1f}), so it is no expert and normalised scores "
+            f"would mean nothing; nothing was written. Train longer (--total-steps).")
 
 
 def reference_returns(run: AgentRun, num_episodes: int = REFERENCE_EPISODES) -> References:
@@ -555,6 +569,7 @@ def collect_datasets(
                          f"{env_id} ({limit} steps); ask for at least {limit}.")
     run = train_agent(algo, env_id, seed=seed, total_steps=total_steps, progress=progress)
     references = reference_returns(run)
+    check_references(references, algo, env_id, total_steps)
     if progress is not None:
         progress(f"references: random {references.random_return:.1f}, expert "
                  f"{references.expert_return:.1f}; medium: the snapshot at "

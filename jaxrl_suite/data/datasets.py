@@ -29,6 +29,7 @@ Episode boundaries: ``terminals`` mark a true end (no bootstrapping), ``timeouts
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -375,6 +376,23 @@ def _attr_text(value: Any) -> str | None:
     return str(value)
 
 
+@contextlib.contextmanager
+def _reading_hdf5(h5py: Any, path: Path):
+    """An HDF5 file open for reading; a file that is not HDF5, or is cut short, is one
+    ``ValueError`` naming it (h5py's ``OSError`` names no path)."""
+    try:
+        file = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"{path} is not a readable HDF5 file ({error}); is it truncated, or "
+                         f"another format?") from None
+    try:
+        with file:
+            yield file
+    except OSError as error:
+        raise ValueError(f"{path} could not be read: {error}; the file is damaged or cut "
+                         f"short.") from None
+
+
 def load_d4rl(path: str | Path, **info_overrides: Any) -> Dataset:
     """Read a D4RL HDF5 file (see the module docstring). ``info_overrides`` set ``DatasetInfo``
     fields, e.g. ``env_id=``, ``ref_min_score=``, ``ref_max_score=`` for a file without them."""
@@ -382,7 +400,7 @@ def load_d4rl(path: str | Path, **info_overrides: Any) -> Dataset:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"No D4RL file at {path}.")
-    with h5py.File(path, "r") as file:
+    with _reading_hdf5(h5py, path) as file:
         missing = [name for name in D4RL_FIELDS if name not in file]
         if missing:
             raise ValueError(
@@ -478,7 +496,7 @@ def load_minari(path: str | Path, **info_overrides: Any) -> Dataset:
     columns: dict[str, list[np.ndarray]] = {name: [] for name in (
         "observations", "actions", "rewards", "next_observations", "terminals", "timeouts",
         "episode_ids")}
-    with h5py.File(data_file, "r") as file:
+    with _reading_hdf5(h5py, data_file) as file:
         names = sorted((name for name in file if name.startswith("episode_")),
                        key=_episode_number)
         if not names:

@@ -180,7 +180,13 @@ class Environment(Generic[State, Params]):
                 f"{type(params).__qualname__}. Start from env.default_params and change fields "
                 f"with .replace(...)."
             )
+        if not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(params)):
+            self.check_params(params)
         return params
+
+    def check_params(self, params: Params) -> None:
+        """Refuse concrete params this env cannot honour (an env overrides it; ``make`` and
+        ``reset``/``step`` call it on params that are not traced). Default: no rule."""
 
     def check_action(self, action: Any) -> None:
         """Refuse an action that cannot belong to the action space.

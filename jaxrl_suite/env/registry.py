@@ -263,6 +263,7 @@ def make(
         for name, value in overrides.items():
             _check_param_override(env_id, name, getattr(params, name), value)
         params = params.replace(**overrides)
+        env.check_params(params)
     if debug is None:
         debug = os.environ.get("JAXRL_DEBUG", "") not in ("", "0")
     if wrappers:

@@ -90,6 +90,9 @@ class Wrapper(Environment):
     def action_space(self, params: Any = None) -> spaces.Space:
         return self._env.action_space(params)
 
+    def check_params(self, params: Any) -> None:
+        self._env.check_params(params)
+
     def state_space(self, params: Any = None) -> spaces.Space:
         """The wrapped env's state space (not this wrapper's own state), as gymnax's wrappers
         report it."""

@@ -108,10 +108,13 @@ def preset_config_from(
     """
     if env_id_or_preset in presets:
         preset = presets[env_id_or_preset]
-    elif "/" in env_id_or_preset or env_id_or_preset in preset_by_env or _is_env_id(
-        env_id_or_preset
-    ):
+    elif env_id_or_preset in preset_by_env or _is_env_id(env_id_or_preset):
         preset = presets.get(preset_by_env.get(env_id_or_preset, ""), {})
+    elif "/" in env_id_or_preset:  # meant as an env id: a typo must not give plain defaults
+        from jaxrl_suite.env.registry import env_spec
+
+        env_spec(env_id_or_preset)  # raises, naming the close matches
+        preset = {}
     else:
         raise ValueError(
             f"Unknown {algorithm} preset {env_id_or_preset!r}; presets: {', '.join(presets)} "
