@@ -289,6 +289,11 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
             f"With recurrent=True minibatches split the envs, so num_envs ({config.num_envs}) must "
             f"be divisible by num_minibatches ({config.num_minibatches})."
         )
+    if batch >= 2**31 or config.total_steps >= 2**31:
+        raise ValueError(
+            f"A rollout batch of num_envs * num_steps = {batch:,} or a total_steps of "
+            f"{config.total_steps:,} is beyond the int32 indices and step counters JAX uses "
+            f"(at most {2**31 - 1:,}); use fewer envs or steps, or split the run.")
     if batch % config.num_minibatches:
         raise ValueError(
             f"The rollout batch num_envs * num_steps = {config.num_envs} * {config.num_steps} = "

@@ -102,6 +102,8 @@ OTHER_SETTINGS = [
     ("ppo", dict(hidden_sizes=()), ValueError, r"hidden_sizes.*\(\)"),
     ("ppo", dict(hidden_sizes=(64, 0)), ValueError, r"hidden_sizes.*\(64, 0\)"),
     ("ppo", dict(num_envs=2.0), ValueError, r"num_envs.*2\.0"),
+    ("ppo", dict(num_envs=50_000_000, total_steps=10**10), ValueError,
+     r"6,400,000,000.*int32"),
     ("ppo", dict(total_steps=True), ValueError, r"total_steps.*True"),
     ("ppo", dict(recurrent=True, num_envs=4, num_minibatches=3), ValueError,
      r"num_envs \(4\).*num_minibatches \(3\)"),

@@ -377,3 +377,20 @@ def test_a_damaged_dataset_file_is_one_error_naming_it(tmp_path, damage):
         path.write_bytes(path.read_bytes()[:2000])
     with pytest.raises(ValueError, match=re.escape(str(path))):
         D.load_d4rl(path, ref_min_score=-1.0, ref_max_score=1.0)
+
+
+def test_dataset_actions_outside_the_env_bounds_are_refused_or_clipped_on_request(toy_dataset):
+    from jaxrl_suite.algos.offline import iql
+    from jaxrl_suite.data.offline import prepare_offline
+
+    env, params = make("gymnax/Pendulum-v1")
+    config = iql.Config(dataset="toy")
+    prepare_offline(config, env, params, "IQL", toy_dataset)  # within [-2, 2]: accepted
+    far = toy_dataset.replace(actions=np.asarray(toy_dataset.actions) * 50.0 + 3.0)
+    with pytest.raises(ValueError, match=r"IQL: \d+ of the dataset's 18 actions lie outside the "
+                                         r"env's action bounds \[-2, 2\]"):
+        prepare_offline(config, env, params, "IQL", far)
+    clipped = prepare_offline(dataclasses.replace(config, clip_dataset_actions=True), env, params,
+                              "IQL", far)
+    actions = np.asarray(clipped.dataset.actions)
+    assert actions.min() >= -2.0 and actions.max() <= 2.0 and (np.abs(actions) == 2.0).any()

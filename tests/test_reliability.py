@@ -357,3 +357,13 @@ def test_a_picture_too_large_is_refused_before_drawing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "GB" in err and "--size" in err, err
     assert not (tmp_path / "big.png").exists()
+
+
+def test_a_budget_that_is_not_whole_updates_is_said_to_be_rounded(tmp_path):
+    from jaxrl_suite.run.harness import BudgetRoundedWarning
+
+    config = ppo.Config(total_steps=1000, num_envs=4, num_steps=64, num_minibatches=2)
+    with pytest.warns(BudgetRoundedWarning, match=r"total_steps 1,000 is rounded down to 768 "
+                                                  r"env steps.*256 env steps \(3 of them\)"):
+        run_training(ppo, config, RunOptions(env="gymnax/CartPole-v1", eval_episodes=0,
+                                             run_dir=str(tmp_path / "run"), no_progress=True))

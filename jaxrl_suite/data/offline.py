@@ -86,6 +86,9 @@ class OfflineConfig:
     normalize_observations: bool = True
     """Standardise observations with the dataset's mean and std (the policy does the same in
     the env)."""
+    clip_dataset_actions: bool = False
+    """Clip the dataset's actions into the env's action bounds. Off: a dataset with actions
+    outside them (beyond float round-off) is refused, naming how many and their range."""
     ref_min_score: float | None = None
     """Random-policy return for the normalised score (default: the dataset's)."""
     ref_max_score: float | None = None
@@ -181,6 +184,8 @@ def prepare_offline(
     if dataset is None:
         dataset = load_dataset(config.dataset)
     check_matches_env(dataset, env, env_params)
+    dataset = _actions_within_bounds(dataset, action_space, config.clip_dataset_actions,
+                                     algorithm)
     if config.normalize_observations:
         mean, std = (np.asarray(x) for x in observation_statistics(dataset))
         dataset = dataset.replace(
@@ -204,6 +209,28 @@ def prepare_offline(
         action_high=np.asarray(action_space.high, np.float32),
         reference=reference,
     )
+
+
+def _actions_within_bounds(dataset: Dataset, action_space: spaces.Box, clip: bool,
+                           algorithm: str) -> Dataset:
+    """The dataset with its actions checked against the env's bounds: refused when some lie
+    outside (beyond 1e-5 of the range: float round-off of a recorder), or clipped when asked."""
+    low = np.asarray(action_space.low, np.float64)
+    high = np.asarray(action_space.high, np.float64)
+    actions = np.asarray(dataset.actions, np.float64)
+    tolerance = 1e-5 * np.maximum(high - low, 1.0)
+    outside = np.any((actions < low - tolerance) | (actions > high + tolerance),
+                     axis=tuple(range(1, actions.ndim)))
+    if clip:
+        clipped = np.clip(actions, low, high).astype(np.asarray(dataset.actions).dtype)
+        return dataset.replace(actions=clipped)
+    if outside.any():
+        raise ValueError(
+            f"{algorithm}: {int(outside.sum()):,} of the dataset's {len(outside):,} actions lie "
+            f"outside the env's action bounds [{low.min():g}, {high.max():g}] (they range over "
+            f"[{actions.min():g}, {actions.max():g}]): the dataset was recorded for other "
+            f"bounds or in other units. Pass --clip-dataset-actions to clip them.")
+    return dataset
 
 
 def make_offline_train(

@@ -33,6 +33,7 @@ import os
 import shutil
 import sys
 import types
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,7 @@ def run_training(
     record = run_record(name, config, options, hparams)
     fingerprint = config_fingerprint(record)
 
+    _say_if_rounded(train, config)
     run_dir = _open_run_dir(name, options, record, fingerprint)
     try:
         return _train_in(run_dir, train, spec, name, options, record, fingerprint, hparams,
@@ -246,6 +248,25 @@ def run_training(
         if options.resume is None and not (run_dir / "metrics.csv").exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+def _say_if_rounded(train: Train, config: Any) -> None:
+    """A budget the run cannot take exactly (it trains in whole updates) is said, not rounded
+    silently: ``total_steps`` 600,000 of UED's rounds of 40,960 steps train 409,600."""
+    asked = getattr(config, "total_steps", None)
+    if not isinstance(asked, int) or train.env_steps_per_update <= 0:
+        return
+    taken = train.env_steps_before_updates + train.num_updates * train.env_steps_per_update
+    if taken < asked:
+        warnings.warn(
+            f"total_steps {asked:,} is rounded down to {taken:,} env steps: the run trains in "
+            f"whole updates of {train.env_steps_per_update:,} env steps ({train.num_updates:,} "
+            f"of them). Ask for a multiple to train exactly what you ask.",
+            BudgetRoundedWarning, stacklevel=3)
+
+
+class BudgetRoundedWarning(UserWarning):
+    """A run's ``total_steps`` is not a whole number of updates and was rounded down."""
 
 
 def _open_run_dir(name: str, options: RunOptions, record: dict[str, Any],
