@@ -42,6 +42,10 @@ _OBSERVATION_BOUND_FIXES: dict[str, dict[int | None, tuple[float | None, float |
     "MemoryChain-bsuite": {None: (-1.0, None)},
     # [last reward (Gaussian: unbounded), one-hot last action (2), time scaled to [-1, 1]]
     "GaussianBandit-misc": {0: (-np.inf, np.inf), 3: (-1.0, None)},
+    # [3x3 view (9), one-hot last action (4), last reward, time]: the last reward is the goal
+    # reward (params.reward, 10 by default) plus the wall punishment, declared as [0, 1]
+    # (found by tests/test_conformance.py's many-rollout property test).
+    "MetaMaze-misc": {13: (-np.inf, np.inf)},
 }
 
 

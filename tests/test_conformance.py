@@ -179,3 +179,62 @@ def test_episode_stats_and_truncation(env_id: str, short: bool) -> None:
             if done[env, t]:
                 episode_return[...] = 0.0
                 episode_length = 0
+
+
+# --- properties over many random rollouts ------------------------------------------------------
+# The checks above on one rollout, repeated on many more random (key, action sequence) examples
+# through the same compiled program (no compile is added: only run time, milliseconds a call).
+# Physics envs run slower per call and take fewer: their families still get thousands each.
+PROPERTY_SEEDS = 48
+PHYSICS_PROPERTY_SEEDS = 4
+
+
+def many_rollouts(env_id: str, short: bool) -> dict[str, np.ndarray] | None:
+    """Rollouts of ``PROPERTY_SEEDS`` keys concatenated along the env axis."""
+    raw, _, rollout = build_or_skip(env_id)
+    params = C.short_episode_params(raw) if short else raw.default_params
+    if params is None:
+        return None
+    count = PHYSICS_PROPERTY_SEEDS if env_id.startswith(PHYSICS_PREFIXES) else PROPERTY_SEEDS
+    runs = [C.as_numpy_tree(rollout(jax.random.key(1000 + seed), params))
+            for seed in range(count)]
+    return jax.tree.map(lambda *leaves: np.concatenate(leaves, axis=0), *runs)
+
+
+@all_envs
+def test_properties_hold_over_many_random_rollouts(env_id: str) -> None:
+    raw, _, rollout = build_or_skip(env_id)
+    obs_space = raw.observation_space(raw.default_params)
+    action_space = raw.action_space(raw.default_params)
+    examples = 0
+    for short in (False, True):
+        data = many_rollouts(env_id, short)
+        if data is None:
+            continue
+        examples += data["reward"].size
+        for name in ("obs", "final_observation", "reset_obs"):
+            inside = C.space_contains_batch(obs_space, data[name], 2)
+            assert inside.all(), f"{name} outside {obs_space} at {np.argwhere(~inside)[:3]}"
+        assert C.space_contains_batch(action_space, data["action"], 2).all()
+        assert np.isfinite(data["reward"]).all(), "a non-finite reward"
+        done = _done(data)
+        assert not (data["terminated"] & data["truncated"]).any(), "both flags set on one step"
+        assert np.array_equal(data["returned_episode"], done), "returned_episode is not done"
+        # AutoReset: a step that ended reports its final observation and continues from a
+        # reset; any other step's next observation is its final one.
+        pick = lambda mask: lambda leaf: leaf[mask]  # noqa: E731
+        C.assert_trees_close(jax.tree.map(pick(~done), data["obs"]),
+                             jax.tree.map(pick(~done), data["final_observation"]))
+        C.assert_trees_close(jax.tree.map(pick(done), data["obs"]),
+                             jax.tree.map(pick(done), data["reset_obs"]))
+        limit = (C.short_episode_params(raw) if short else raw.default_params)
+        limit = getattr(limit, "max_steps_in_episode", None)
+        if limit is not None:
+            lengths = data["episode_length"][done]
+            assert (lengths >= 1).all() and (lengths <= int(limit)).all(), lengths.max()
+    # Determinism given the key, on one of the keys above.
+    first = C.as_numpy_tree(rollout(jax.random.key(1000), raw.default_params))
+    assert C.leaves_equal(first, C.as_numpy_tree(rollout(jax.random.key(1000),
+                                                         raw.default_params)))
+    floor = 2 * C.NUM_ENVS * C.NUM_STEPS * PHYSICS_PROPERTY_SEEDS  # 384 per physics env
+    assert examples >= floor, examples
