@@ -43,7 +43,11 @@ from flax import struct
 
 from jaxrl_suite.env import spaces
 from jaxrl_suite.env.environment import Environment
-from jaxrl_suite.env.wrappers import auto_reset_env, finished_episode_metrics
+from jaxrl_suite.env.wrappers import (
+    auto_reset_env,
+    finished_episode_metrics,
+    flatten_image_observation,
+)
 from jaxrl_suite.learn import optim
 from jaxrl_suite.learn.buffers import ReplayBuffer, Transition
 from jaxrl_suite.learn.experience import (
@@ -56,6 +60,7 @@ from jaxrl_suite.learn.networks import (
     QEnsemble,
     TanhGaussianActor,
     activation_by_name,
+    flatten_observation,
     scale_to_bounds,
     tanh_gaussian_sample,
 )
@@ -365,7 +370,10 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
     does not apply), or a factory ``hparams -> optimiser`` of the traced ``Hyperparams``.
     """
     validate(config, env, env_params)
-    env = auto_reset_env(env)
+    # The networks are MLPs: an image observation (H, W, C) is trained on as H * W * C features
+    # (the policy flattens what it is given in evaluation the same way).
+    observation_ndim = len(env.observation_space(env_params).shape)
+    env = flatten_image_observation(auto_reset_env(env), env_params)
     action_space = env.action_space(env_params)
     discrete = isinstance(action_space, spaces.Discrete)
     num_objectives = num_objectives_of(env, env_params, "SAC")
@@ -537,7 +545,7 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
 
     # --- the trained policy, for evaluation
     def act(actor_params, key, observation, carry, episode_start, deterministic):
-        observation = jnp.asarray(observation, jnp.float32)
+        observation = flatten_observation(jnp.asarray(observation, jnp.float32), observation_ndim)
         if deterministic:
             return networks.greedy(actor_params, observation), carry
         noise = networks.noise(key, observation.shape[:-1])
@@ -565,6 +573,7 @@ ALGORITHM = AlgorithmSpec(
     make_train=make_train, presets=PRESETS, preset_by_env=_PRESET_BY_ENV,
     default_env="gymnax/Pendulum-v1",
     description=__doc__.strip().splitlines()[0],
+    measured_presets={"pendulum": "tests/test_offpolicy.py", "cartpole": "tests/test_offpolicy.py"},
 )
 preset_config = ALGORITHM.preset_config  # (env_id_or_preset, **overrides) -> Config
 main = ALGORITHM.main  # `python algos/sac.py --env gymnax/Pendulum-v1 --seeds 4`

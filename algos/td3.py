@@ -40,7 +40,11 @@ from flax import struct
 
 from jaxrl_suite.env import spaces
 from jaxrl_suite.env.environment import Environment
-from jaxrl_suite.env.wrappers import auto_reset_env, finished_episode_metrics
+from jaxrl_suite.env.wrappers import (
+    auto_reset_env,
+    finished_episode_metrics,
+    flatten_image_observation,
+)
 from jaxrl_suite.learn import optim
 from jaxrl_suite.learn.buffers import ReplayBuffer, Transition
 from jaxrl_suite.learn.experience import (
@@ -52,6 +56,7 @@ from jaxrl_suite.learn.networks import (
     DeterministicActor,
     QEnsemble,
     activation_by_name,
+    flatten_observation,
     scale_to_bounds,
 )
 from jaxrl_suite.learn.preferences import (
@@ -265,7 +270,10 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
     ``policy_delay`` critic steps (a schedule in it counts actor steps).
     """
     validate(config, env, env_params)
-    env = auto_reset_env(env)
+    # The networks are MLPs: an image observation (H, W, C) is trained on as H * W * C features
+    # (the policy flattens what it is given in evaluation the same way).
+    observation_ndim = len(env.observation_space(env_params).shape)
+    env = flatten_image_observation(auto_reset_env(env), env_params)
     action_space = env.action_space(env_params)
     action_dim = math.prod(action_space.shape)
     low = jnp.asarray(action_space.low, jnp.float32)
@@ -401,7 +409,8 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
     # --- the trained policy, for evaluation (deterministic or with the exploration noise)
     def act(policy_params, key, observation, carry, episode_start, deterministic):
         actor_params, exploration_noise = policy_params
-        action = policy(actor_params, jnp.asarray(observation, jnp.float32))
+        observation = flatten_observation(jnp.asarray(observation, jnp.float32), observation_ndim)
+        action = policy(actor_params, observation)
         if not deterministic:
             noise = jax.random.normal(key, action.shape)
             action = jnp.clip(action + exploration_noise * half_range * noise, low, high)
@@ -429,6 +438,7 @@ ALGORITHM = AlgorithmSpec(
     make_train=make_train, presets=PRESETS, preset_by_env=_PRESET_BY_ENV,
     default_env="gymnax/Pendulum-v1",
     description=__doc__.strip().splitlines()[0],
+    measured_presets={"pendulum": "tests/test_offpolicy.py"},
 )
 preset_config = ALGORITHM.preset_config  # (env_id_or_preset, **overrides) -> Config
 main = ALGORITHM.main  # `python algos/td3.py --env gymnax/Pendulum-v1 --seeds 4`

@@ -838,6 +838,7 @@ ALGORITHM = AlgorithmSpec(
     name="ued", display_name="UED", config=Config, hyperparams=Hyperparams,
     make_train=make_train, presets=PRESETS, default_env="maze", write_outputs=write_outputs,
     description=__doc__.strip().splitlines()[0],
+    measured_presets={"maze": "benchmarks/ued_maze.py"},
 )
 preset_config = ALGORITHM.preset_config  # (env_id_or_preset, **overrides) -> Config
 main = ALGORITHM.main  # `python algos/ued.py --method accel --env maze`

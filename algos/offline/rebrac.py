@@ -389,6 +389,7 @@ ALGORITHM = AlgorithmSpec(
     name="rebrac", display_name="ReBRAC", config=Config, hyperparams=Hyperparams,
     make_train=make_train, presets=PRESETS, preset_by_env=_PRESET_BY_ENV,
     description=__doc__.strip().splitlines()[0], **OFFLINE_ALGORITHM,
+    measured_presets={"pendulum": "benchmarks/offline.py"},
 )
 preset_config = ALGORITHM.preset_config  # (env_id_or_preset, **overrides) -> Config
 main = ALGORITHM.main  # `python algos/offline/rebrac.py --dataset pendulum-medium-v0`

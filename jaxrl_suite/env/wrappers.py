@@ -44,6 +44,7 @@ __all__ = [
     "NormalizeReward",
     "ClipAction",
     "FlattenObservation",
+    "flatten_image_observation",
     "RunningMeanStd",
     "has_wrapper",
     "find_state",
@@ -607,6 +608,16 @@ class FlattenObservation(Wrapper):
         if "final_observation" in info:
             info = {**info, "final_observation": self._flatten(info["final_observation"])}
         return self._flatten(obs), state, reward, terminated, truncated, info
+
+
+def flatten_image_observation(env: Environment, params: Any = None) -> Environment:
+    """``FlattenObservation(env)`` when ``env``'s observation is a ``Box`` of several axes (an
+    image ``(H, W, C)``), else ``env`` itself: the stack for an algorithm whose networks are
+    MLPs over ``(features,)`` (SAC, TD3). Flat, dict and other observations are left alone."""
+    space = env.observation_space(env.default_params if params is None else params)
+    if isinstance(space, spaces.Box) and len(space.shape) > 1:
+        return FlattenObservation(env)
+    return env
 
 
 def has_wrapper(env: Environment, wrapper_type: type) -> bool:

@@ -2,7 +2,9 @@
 
 Every module here maps a batch of flat observations or features ``(..., features)`` to outputs
 with the same leading axes; nothing assumes a particular batch rank, so the same module serves a
-single env, ``vmap`` over envs, and minibatches.
+single env, ``vmap`` over envs, and minibatches. An observation with several axes (a MinAtar
+image ``(10, 10, C)``) first passes an encoder from ``array_encoder``: ``Flatten`` for the MLPs,
+or ``MinAtarEncoder``'s convolution.
 """
 
 from __future__ import annotations
@@ -18,15 +20,20 @@ import numpy as np
 
 __all__ = [
     "ACTIVATIONS",
+    "ARRAY_ENCODERS",
     "MLP",
     "DeterministicActor",
+    "Flatten",
     "GaussianActor",
     "GridEncoder",
+    "MinAtarEncoder",
     "QEnsemble",
     "QNetwork",
     "ResettableGRU",
     "TanhGaussianActor",
     "activation_by_name",
+    "array_encoder",
+    "flatten_observation",
     "orthogonal",
     "scale_to_bounds",
     "tanh_gaussian_sample",
@@ -143,6 +150,73 @@ class GridEncoder(nn.Module):
         return jnp.concatenate(parts, axis=-1)
 
 
+def flatten_observation(observation: jax.Array, observation_ndim: int) -> jax.Array:
+    """``(..., *observation_shape)`` -> ``(..., prod(observation_shape))``, where the observation
+    has ``observation_ndim`` axes; returned as it is when that is 1 (already flat)."""
+    if observation_ndim == 1:
+        return observation
+    batch_shape = observation.shape[:observation.ndim - observation_ndim]
+    return observation.reshape(*batch_shape, -1)
+
+
+class Flatten(nn.Module):
+    """``flatten_observation`` as a module without parameters: the encoder that lets an MLP take
+    an observation of ``observation_ndim`` axes. ``(..., *obs_shape) -> (..., prod(obs_shape))``.
+    """
+
+    observation_ndim: int
+
+    def __call__(self, observation: jax.Array) -> jax.Array:
+        return flatten_observation(observation, self.observation_ndim)
+
+
+class MinAtarEncoder(nn.Module):
+    """The convolution of the MinAtar paper's networks (Young & Tian, 2019): one 3x3
+    convolution, stride 1, valid padding, ReLU, flattened. The paper's dense hidden layer of 128
+    is the first layer of the MLP that follows (``hidden_sizes=(128,)``).
+
+    Input ``(..., H, W, C)`` -> ``(..., conv_features * (H - 2) * (W - 2))``: 1024 features for
+    MinAtar's ``(10, 10, C)`` with 16 channels.
+    """
+
+    conv_features: int = 16
+
+    @nn.compact
+    def __call__(self, image: jax.Array) -> jax.Array:
+        batch_shape = image.shape[:-3]
+        features = nn.Conv(self.conv_features, (3, 3), strides=1, padding="VALID",
+                           kernel_init=orthogonal(np.sqrt(2.0)))(
+            image.reshape(-1, *image.shape[-3:])  # flax's Conv wants one batch axis
+        )
+        return nn.relu(features).reshape(*batch_shape, -1)
+
+
+ARRAY_ENCODERS = ("none", "minatar")  # what array_encoder builds; PPO also has "grid" (dicts)
+
+
+def array_encoder(name: str, observation_shape: Sequence[int],
+                  conv_features: int = 16) -> nn.Module | None:
+    """The encoder called ``name`` for ``Box`` observations of ``observation_shape``:
+
+    * ``"none"``: None for a flat ``(features,)`` observation (the MLP takes it as it is, so
+      nothing changes for it), else ``Flatten``: an MLP takes an image ``(H, W, C)`` as
+      ``H * W * C`` features;
+    * ``"minatar"``: ``MinAtarEncoder(conv_features)``; the shape must be ``(H, W, C)``.
+
+    Raises a ``ValueError`` naming the encoder or the shape that does not fit.
+    """
+    observation_ndim = len(observation_shape)
+    if name == "none":
+        return None if observation_ndim <= 1 else Flatten(observation_ndim)
+    if name == "minatar":
+        if observation_ndim != 3 or min(observation_shape[:2]) < 3:
+            raise ValueError(f"encoder='minatar' convolves an image observation (H, W, C) with "
+                             f"H, W >= 3; got shape {tuple(observation_shape)}.")
+        return MinAtarEncoder(conv_features)
+    raise ValueError(f"Unknown encoder {name!r} for array observations; choose one of "
+                     f"{', '.join(ARRAY_ENCODERS)}.")
+
+
 class GaussianActor(nn.Module):
     """Diagonal Gaussian policy: an ``MLP`` for the mean, a state-independent log-std vector.
 
@@ -198,16 +272,21 @@ class QNetwork(nn.Module):
     """Action values for a discrete action space: ``(..., obs) -> (..., num_actions)``.
 
     ``dueling``: a value stream and an advantage stream whose mean is subtracted (Wang et al.,
-    2016), sharing the hidden layers.
+    2016), sharing the hidden layers. ``encoder`` (from ``array_encoder``; None for flat
+    observations) maps the observation ``(..., *obs_shape)`` to the MLP's features first; its
+    parameters, if any, are under ``"encoder"``.
     """
 
     hidden_sizes: Sequence[int]
     num_actions: int
     activation: str = "relu"
     dueling: bool = False
+    encoder: nn.Module | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        if self.encoder is not None:
+            x = self.encoder(x)
         if not self.dueling:
             return MLP(self.hidden_sizes, self.num_actions, self.activation)(x)
         features = MLP(self.hidden_sizes[:-1], self.hidden_sizes[-1], self.activation)(x)

@@ -41,6 +41,11 @@ class AlgorithmSpec:
         run folder (UED's levels), or None.
       description: one line for ``--help`` (default the module docstring's first line).
       display_name: how messages name the algorithm (default ``name`` in capitals).
+      measured_presets: ``{preset name: where}`` for the presets whose learning was measured on
+        this project: ``where`` names the test in tests/ that trains it to a threshold or the
+        script in benchmarks/ that records its returns. Every other preset is published or
+        adapted settings, unverified here. The one source of what ``--help``
+        (``preset_help``) says of each preset.
     """
 
     name: str
@@ -55,6 +60,7 @@ class AlgorithmSpec:
     write_outputs: Callable[..., Any] | None = None
     description: str = ""
     display_name: str = ""
+    measured_presets: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def needs_dataset(self) -> bool:
@@ -73,6 +79,21 @@ class AlgorithmSpec:
 
         return preset_config_from(self.config, self.presets, self.preset_by_env, self.title,
                                   env_id_or_preset, overrides)
+
+    def preset_help(self) -> str:
+        """One line per preset for ``--help``: its name, the envs that get it by default, and
+        whether its learning was measured here (``measured_presets``) or is unverified."""
+        if not self.presets:
+            return ""
+        lines = ["presets (--preset NAME; 'auto' picks the env's):"]
+        for name in self.presets:
+            envs = [env_id for env_id, preset in self.preset_by_env.items() if preset == name]
+            shown = ", ".join(envs[:2]) + (f" and {len(envs) - 2} more" if len(envs) > 2 else "")
+            status = (f"measured here ({self.measured_presets[name]})"
+                      if name in self.measured_presets
+                      else "unverified here (published or adapted settings)")
+            lines.append(f"  {name}: {status}" + (f"; default for {shown}" if envs else ""))
+        return "\n".join(lines)
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         """``python algos/NAME.py --env ID --seeds 4``: the same as ``jaxrl train NAME``."""

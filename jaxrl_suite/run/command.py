@@ -182,7 +182,9 @@ def algorithm_main(algorithm: types.ModuleType | AlgorithmSpec,
         default=Arguments(base_options, base_config),
         args=argv,
         prog=prog or f"jaxrl train {algorithm.name}",
-        description=algorithm.description,
+        # The presets, each marked measured here or unverified (AlgorithmSpec.measured_presets).
+        description="\n\n".join(filter(None, [algorithm.description,
+                                               algorithm.preset_help()])),
     )
     try:
         start = time.perf_counter()

@@ -23,7 +23,8 @@ class RunOptions:
     seed: int = 0
     """Base seed; seed i of the run uses split(key(seed), seeds)[i]."""
     preset: str = "auto"
-    """'auto' (the env's tuned preset when it has one), 'none' (plain defaults) or a preset name."""
+    """'auto' (the env's tuned preset when it has one), 'none' (plain defaults) or a preset name
+    (listed above, each marked measured here or unverified)."""
     runs_root: str = "runs"
     """Where new run folders are created."""
     run_dir: str | None = None
