@@ -220,7 +220,7 @@ class Hyperparams:
 
 # Tuned settings per env, applied over the defaults. `preset_config(env_id)` picks the one for an
 # env; the CLI uses it unless --preset none. The CartPole and Pendulum presets are tested to learn
-# within the budgets in tests/test_ppo_learning.py; the Brax ones follow Brax's published PPO
+# within the budgets in tests/test_ppo.py; the Brax ones follow Brax's published PPO
 # settings scaled to these networks.
 _BRAX_LOCOMOTION = dict(
     total_steps=50_000_000, num_envs=2048, num_steps=10, update_epochs=4, num_minibatches=32,
