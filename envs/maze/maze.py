@@ -149,7 +149,9 @@ class Maze(LevelEnvironment):
 
     @property
     def default_params(self) -> MazeParams:
-        return MazeParams()
+        # 25 walls (the DCD papers' 13x13 setting), as many as fit on a smaller grid: what the
+        # generator placed anyway, said in the params instead of clipped inside it.
+        return MazeParams(num_walls=min(MazeParams.num_walls, self.height * self.width - 2))
 
     @property
     def shape(self) -> tuple[int, int]:
