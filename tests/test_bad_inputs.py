@@ -134,6 +134,16 @@ def test_a_preset_for_a_mistyped_env_id_is_refused():
     assert ppo.preset_config("gymnax/CartPole-v1").num_envs == 16  # the real id still works
 
 
+@pytest.mark.parametrize("algorithm,env_id", [("dqn", "gymnax/CartPole-v1"),
+                                              ("sac", "gymnax/Pendulum-v1"),
+                                              ("td3", "gymnax/Pendulum-v1")])
+def test_a_budget_beyond_int32_step_counters_is_refused(algorithm, env_id):
+    module = importlib.import_module(ALGORITHMS[algorithm][0])
+    env, params = env_of(env_id)
+    with pytest.raises(ValueError, match=r"3,000,000,000 env steps, beyond the int32"):
+        module.make_train(module.preset_config(env_id, total_steps=3 * 10**9), env, params)
+
+
 def test_a_config_of_another_algorithm_is_refused():
     from jaxrl_suite.algos import dqn, ppo
 

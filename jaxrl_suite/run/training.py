@@ -88,6 +88,15 @@ class Train:
     takes_env_params: bool = False
     check_hparams: Callable[[Any], None] | None = None
 
+    def __post_init__(self) -> None:
+        # Step counters and metrics are int32 (JAX without x64): a run whose env steps pass
+        # 2**31 would wrap them to negative numbers, so it is refused here, in plain words.
+        total = self.env_steps_before_updates + self.num_updates * self.env_steps_per_update
+        if total >= 2**31:
+            raise ValueError(
+                f"This run takes {total:,} env steps, beyond the int32 step counters JAX uses "
+                f"(at most {2**31 - 1:,}); lower total_steps, or run it in parts.")
+
     def validated_hparams(self, hparams: Any) -> Any:
         """``hparams`` (``None``: the defaults) after the checks of their type and values."""
         if hparams is None:
