@@ -18,13 +18,45 @@ the attributes gymnax's classes have (``n``, ``low``, ``high``, ``shape``, ``dty
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from gymnax.environments import spaces as gymnax_spaces
+
+
+def _gymnax_spaces() -> Any:
+    """gymnax's ``spaces`` module, without importing the gymnax package.
+
+    ``import gymnax`` builds arrays while it registers its envs, which starts JAX's backend; the
+    project's command line must set XLA's device count (one CPU device per core) before that,
+    and it imports this module first. The spaces module itself needs only jax, numpy and
+    gymnasium, so it is loaded from its file and entered in ``sys.modules`` under its own name:
+    when gymnax is imported later, its envs find this very module, so gymnax's ``isinstance``
+    checks and ours see the same classes."""
+    name = "gymnax.environments.spaces"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec("gymnax")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("jaxrl-suite needs gymnax (pip install gymnax).")
+    path = os.path.join(spec.submodule_search_locations[0], "environments", "spaces.py")
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+gymnax_spaces = _gymnax_spaces()
 
 __all__ = ["Space", "Discrete", "Box", "MultiDiscrete", "Dict", "from_gymnax_space"]
 

@@ -387,6 +387,11 @@ def _train_in(run_dir, train, spec, name, options, record, fingerprint, hparams,
                       f"training on (--on-nonfinite warn).", file=sys.stderr, flush=True)
             # A state that is non-finite in any seed is marked so: it never evicts a finite one.
             finite = bool(np.all(metrics[FINITE_METRIC][-1] == 1))
+            if reporter is not None:
+                # The chunk's reports are written before its checkpoint: the host callbacks run
+                # behind the compiled loop, and a kill between the two would lose reports that a
+                # resume from this checkpoint does not re-run.
+                jax.effects_barrier()
             _write(checkpointer.path_of(update), checkpointer.save, update, states, fingerprint,
                    finite=finite)
         if first_update == train.num_updates == 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -177,7 +178,12 @@ def read_scalars(logdir: str | Path) -> list[tuple[str, int, float, float]]:
 
 
 class TensorBoardSink:
-    """Scalars ``<metric>/mean`` and ``<metric>/std`` against env steps (tensorboardX).
+    """Scalars ``<metric>/mean`` and ``<metric>/std`` against env steps, in a TensorBoard
+    events file (tensorboardX's protos and record writer).
+
+    Events are written synchronously: tensorboardX's ``SummaryWriter`` hands them to a worker
+    thread and its ``flush`` does not wait for that queue, so a run killed after a report could
+    lose scalars that a resume does not re-run.
 
     ``keep_until_step`` (a resumed run: the env steps of its checkpoint): the scalars already in
     ``logdir`` up to that step are copied into this sink's new event file and the old files are
@@ -186,25 +192,37 @@ class TensorBoardSink:
     """
 
     def __init__(self, logdir: str | Path, keep_until_step: int | None = None):
-        from tensorboardX import SummaryWriter
+        from tensorboardX.event_file_writer import EventsWriter
 
         logdir = Path(logdir)
         old_files = (sorted(logdir.glob("events.out.tfevents.*"))
                      if keep_until_step is not None and logdir.exists() else [])
         kept = [scalar for scalar in read_scalars(logdir) if scalar[1] <= keep_until_step
                 ] if old_files else []
-        self._writer = SummaryWriter(str(logdir))
+        logdir.mkdir(parents=True, exist_ok=True)
+        # A name of its own: tensorboardX names files by the second, as the old one may be.
+        self._writer = EventsWriter(str(logdir / "events"),
+                                    filename_suffix=f".{os.getpid()}.{time.time_ns()}")
         for tag, step, value, wall_time in kept:
-            self._writer.add_scalar(tag, value, step, walltime=wall_time)
+            self._add(tag, value, step, wall_time)
         self._writer.flush()
         for path in old_files:
             path.unlink()
 
+    def _add(self, tag: str, value: float, step: int, wall_time: float) -> None:
+        from tensorboardX.proto import event_pb2, summary_pb2
+
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(
+            tag=tag, simple_value=float(value))])
+        self._writer.write_event(event_pb2.Event(wall_time=wall_time, step=int(step),
+                                                 summary=summary))
+
     def write(self, update: int, env_steps: int, summary: Summary) -> None:
+        now = time.time()
         for name, (mean, std) in summary.items():
             if not math.isnan(mean):
-                self._writer.add_scalar(f"{name}/mean", mean, env_steps)
-                self._writer.add_scalar(f"{name}/std", std, env_steps)
+                self._add(f"{name}/mean", mean, env_steps, now)
+                self._add(f"{name}/std", std, env_steps, now)
         self._writer.flush()
 
     def close(self) -> None:
