@@ -22,7 +22,7 @@ import numpy as np
 from jaxrl_suite.env.environment import Environment
 
 __all__ = ["EnvSpec", "RenderRequest", "register", "registered_envs", "renderable_envs", "make",
-           "env_spec"]
+           "env_spec", "debug_mode"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +204,12 @@ def _check_param_override(env_id: str, name: str, default: Any, value: Any) -> N
                          f"{default!r}); got {value!r}.")
 
 
+def debug_mode() -> bool:
+    """Whether the environment variable ``JAXRL_DEBUG`` asks for the debug checks (anything but
+    unset, ``""`` or ``"0"``): the raw env's episode-end check, traced hyperparameters."""
+    return os.environ.get("JAXRL_DEBUG", "") not in ("", "0")
+
+
 def make(
     env_id: str,
     *,
@@ -265,7 +271,7 @@ def make(
         params = params.replace(**overrides)
         env.check_params(params)
     if debug is None:
-        debug = os.environ.get("JAXRL_DEBUG", "") not in ("", "0")
+        debug = debug_mode()
     if wrappers:
         from jaxrl_suite.env.wrappers import AutoReset, EpisodeStats
 

@@ -103,8 +103,6 @@ def unknown_flag_error(argv: Sequence[str], algorithm: AlgorithmSpec) -> str | N
 def plain_warnings() -> None:
     """Warnings on the command line as one line each (``jaxrl: warning: ...``), not Python's
     two-line ``file:line: Category: message`` form with the source line."""
-    import warnings
-
     warnings.formatwarning = lambda message, category, *args, **kwargs: (
         f"jaxrl: warning: {message}\n")
 

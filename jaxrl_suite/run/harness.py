@@ -447,10 +447,11 @@ def _initial_states(train: Train, options: RunOptions, hparams: Any) -> Any:
     keys = seed_keys(options)
     if hparams is not None:
         hparams = train.validated_hparams(hparams)
-    program = jax.jit(jax.vmap(train.init)).lower(keys, train.seed_hparams(len(keys), hparams))
+    hparams = train.seed_hparams(len(keys), hparams)
+    program = jax.jit(jax.vmap(train.init)).lower(keys, hparams)
     check_fits(tree_bytes(program.out_info), f"The training state of {options.seeds} seed(s)",
                "use fewer seeds or envs, a smaller network or a smaller replay buffer.")
-    return program.compile()(keys, train.seed_hparams(len(keys), hparams))
+    return program.compile()(keys, hparams)
 
 
 def _divergence_message(divergence, states, checkpointer: Checkpointer, run_dir: Path) -> str:

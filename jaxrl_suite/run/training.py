@@ -11,13 +11,14 @@ progress and to cut the run into checkpointed chunks, without the algorithm know
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import struct
+
+from jaxrl_suite.env.registry import debug_mode
 
 __all__ = ["Train", "TrainResult"]
 
@@ -111,7 +112,7 @@ class Train:
         if self.check_hparams is not None:
             if not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(hparams)):
                 self.check_hparams(hparams)
-            elif os.environ.get("JAXRL_DEBUG", "") not in ("", "0"):
+            elif debug_mode():
                 check = self.check_hparams
                 jax.debug.callback(lambda values: check(values), hparams)
         return hparams
