@@ -75,6 +75,9 @@ class Train:
         values (``train(key, hparams)``, ``initial_state(s)``, the harness); values that are
         already traced (inside the caller's ``jit``) are checked at run time only in debug
         mode (``JAXRL_DEBUG=1``), where a bad one stops the program with the same message.
+      int32_env_steps: whether the program counts env steps in int32 (every algorithm does),
+        so that a run past ``2**31`` env steps is refused; False for a run that does not
+        (meta-training, whose env steps run to tens of billions).
     """
 
     init: Callable[..., Any]
@@ -88,10 +91,15 @@ class Train:
     data: Any = None
     takes_env_params: bool = False
     check_hparams: Callable[[Any], None] | None = None
+    int32_env_steps: bool = True
 
     def __post_init__(self) -> None:
         # Step counters and metrics are int32 (JAX without x64): a run whose env steps pass
         # 2**31 would wrap them to negative numbers, so it is refused here, in plain words.
+        # A run that counts no env steps in its program (meta-training counts meta-steps and
+        # agent ages) says so with int32_env_steps=False.
+        if not self.int32_env_steps:
+            return
         total = self.env_steps_before_updates + self.num_updates * self.env_steps_per_update
         if total >= 2**31:
             raise ValueError(
