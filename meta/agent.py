@@ -60,6 +60,12 @@ __all__ = [
 ]
 
 NETWORKS = ("tabular", "mlp")
+
+
+def default_float() -> Any:
+    """JAX's default float dtype: float32, or float64 under ``jax.enable_x64`` (the
+    finite-difference checks of the meta-gradient run in float64)."""
+    return jnp.result_type(float)
 RULES = ("learned", "a2c")
 
 
@@ -152,7 +158,7 @@ class AgentNetwork(nn.Module):
     @nn.compact
     def __call__(self, observation: jax.Array) -> jax.Array:
         batch = observation.shape[:observation.ndim - self.observation_ndim]
-        x = observation.reshape(*batch, -1).astype(jnp.float32)
+        x = observation.reshape(*batch, -1).astype(default_float())
         if self.network == "tabular":
             return nn.Dense(self.output_size, use_bias=False,
                             kernel_init=nn.initializers.zeros)(x)
@@ -346,7 +352,7 @@ def make_agent(config: AgentConfig, env: Any, env_params: Any) -> Agent:
     value_net = network(1, 1.0)
     policy_tx = _optimizer(config, config.policy_learning_rate)
     prediction_tx = _optimizer(config, config.prediction_learning_rate)
-    dummy = jnp.zeros(obs_shape, jnp.float32)
+    dummy = jnp.zeros(obs_shape, default_float())
 
     def init(key, level=None, lifetime=1, rule="learned"):
         if rule not in RULES:
@@ -395,11 +401,11 @@ def make_agent(config: AgentConfig, env: Any, env_params: Any) -> Agent:
                 lambda final, following: jnp.where(
                     done.reshape(done.shape + (1,) * (final.ndim - 1)), final, following),
                 info["final_observation"], next_observation)
-            next_value = (jnp.zeros(num_envs, jnp.float32) if critic_params is None
+            next_value = (jnp.zeros(num_envs, default_float()) if critic_params is None
                           else value_net.apply(critic_params, after)[..., 0])
-            record = Rollout(observation, action, reward.astype(jnp.float32), terminated,
+            record = Rollout(observation, action, reward.astype(default_float()), terminated,
                              truncated, prediction(prediction_params, after), next_value,
-                             info["episode_return"].astype(jnp.float32),
+                             info["episode_return"].astype(default_float()),
                              info["returned_episode"])
             return (env_state, next_observation), record
 
@@ -424,29 +430,32 @@ def make_agent(config: AgentConfig, env: Any, env_params: Any) -> Agent:
         return taken, entropy
 
     def learned_update(state, record, objective, meta_params):
-        gamma = jnp.float32(config.gamma)
+        gamma = jnp.asarray(config.gamma, default_float())
         done = jnp.logical_or(record.terminated, record.truncated)
-        age_fraction = state.age.astype(jnp.float32) / jnp.maximum(state.lifetime, 1)
-        log_lifetime = jnp.log(jnp.maximum(state.lifetime, 1).astype(jnp.float32))
+        age_fraction = state.age.astype(default_float()) / jnp.maximum(state.lifetime, 1)
+        log_lifetime = jnp.log(jnp.maximum(state.lifetime, 1).astype(default_float()))
+        # The objective reads the agent's current pi(a|s) and y(s): fixed targets for the
+        # agent's own gradient (computed outside its loss), but functions of the agent's
+        # parameters for an outer gradient, which so is the exact derivative of the meta-loss
+        # given the rollouts (the published code stops these gradients).
+        log_pi_taken, _ = log_probabilities(state.policy_params, record)
+        y = jax.nn.softmax(prediction(state.prediction_params, record.observation))
+        inputs = ObjectiveInputs(
+            record.reward, record.terminated, done, gamma, jnp.exp(log_pi_taken), y,
+            jax.nn.softmax(jax.lax.stop_gradient(record.next_prediction)), age_fraction,
+            log_lifetime)
+        pi_hat, y_hat = objective(meta_params, inputs)
 
         def loss(policy_params, prediction_params):
             log_pi_taken, entropy = log_probabilities(policy_params, record)
             log_y = jax.nn.log_softmax(prediction(prediction_params, record.observation))
             y = jnp.exp(log_y)
-            inputs = ObjectiveInputs(
-                record.reward, record.terminated, done, gamma,
-                jax.lax.stop_gradient(jnp.exp(log_pi_taken)), jax.lax.stop_gradient(y),
-                jax.nn.softmax(jax.lax.stop_gradient(record.next_prediction)),
-                age_fraction, log_lifetime)
-            pi_hat, y_hat = objective(meta_params, inputs)
             policy_loss = jnp.mean(pi_hat * log_pi_taken)
             kl = (y * (log_y - jnp.log(y_hat + 1e-8))).sum(-1)
             prediction_loss = jnp.mean(kl)
             total = policy_loss + config.prediction_coefficient * prediction_loss
             diagnostics = {
                 "policy_loss": policy_loss, "prediction_loss": prediction_loss,
-                "pi_hat_l2": jnp.mean(jnp.square(pi_hat)),
-                "y_hat_l2": jnp.mean(jnp.square(y_hat).sum(-1)),
                 "policy_entropy": jnp.mean(entropy),
                 "prediction_entropy": jnp.mean(-(y * log_y).sum(-1)),
             }
@@ -454,6 +463,9 @@ def make_agent(config: AgentConfig, env: Any, env_params: Any) -> Agent:
 
         (policy_grads, prediction_grads), diagnostics = jax.grad(
             loss, argnums=(0, 1), has_aux=True)(state.policy_params, state.prediction_params)
+        # The regularisers of the meta-loss read these (with their meta-gradient).
+        diagnostics["pi_hat_l2"] = jnp.mean(jnp.square(pi_hat))
+        diagnostics["y_hat_l2"] = jnp.mean(jnp.square(y_hat).sum(-1))
         return apply_updates(state, policy_grads, prediction_grads), diagnostics
 
     def a2c_update(state, record):
@@ -519,7 +531,7 @@ def make_agent(config: AgentConfig, env: Any, env_params: Any) -> Agent:
             first_return = jnp.where(ended, running, first_return)
             return (env_state, observation, running, first_return, finished | ended), None
 
-        zeros = jnp.zeros(num_envs, jnp.float32)
+        zeros = jnp.zeros(num_envs, default_float())
         carry = (env_state, observation, zeros, zeros, jnp.zeros(num_envs, bool))
         (_, _, running, first_return, finished), _ = jax.lax.scan(
             one_step, carry, jax.random.split(run_key, config.eval_steps))

@@ -60,6 +60,7 @@ from jaxrl_suite.meta.agent import (
     AgentState,
     CriticState,
     ObjectiveInputs,
+    default_float,
     make_agent,
     validate_agent_config,
 )
@@ -69,11 +70,13 @@ from jaxrl_suite.run.training import Train
 __all__ = [
     "Config",
     "Hyperparams",
+    "LPGLearner",
     "LPGNetwork",
     "LPGState",
     "META_OPTIMIZERS",
     "PRESETS",
     "agent_config",
+    "make_learner",
     "make_objective",
     "make_train",
     "validate",
@@ -160,7 +163,7 @@ class Hyperparams:
 
 
 def default_hyperparams(config: Config) -> Hyperparams:
-    return Hyperparams(**{field.name: jnp.float32(getattr(config, field.name))
+    return Hyperparams(**{field.name: jnp.asarray(getattr(config, field.name), default_float())
                           for field in dataclasses.fields(Hyperparams)})
 
 
@@ -258,10 +261,10 @@ class LPGNetwork(nn.Module):
     @nn.compact
     def __call__(self, inputs: ObjectiveInputs) -> tuple[jax.Array, jax.Array]:
         embed = nn.Sequential([nn.Dense(self.embedding_width), nn.relu, nn.Dense(1)])
-        continues = 1.0 - inputs.terminated.astype(jnp.float32)
+        continues = 1.0 - inputs.terminated.astype(default_float())
         features = [
             inputs.reward[..., None],
-            inputs.terminated.astype(jnp.float32)[..., None],
+            inputs.terminated.astype(default_float())[..., None],
             jnp.broadcast_to(inputs.gamma, inputs.reward.shape)[..., None],
             inputs.action_probability[..., None],
             embed(inputs.prediction),
@@ -273,7 +276,7 @@ class LPGNetwork(nn.Module):
         x = jnp.concatenate(features, axis=-1)
         scan = nn.scan(_ResetGRUCell, variable_broadcast="params", split_rngs={"params": False},
                        in_axes=0, out_axes=0, reverse=True)
-        carry = jnp.zeros(x.shape[1:-1] + (self.gru_width,), jnp.float32)
+        carry = jnp.zeros(x.shape[1:-1] + (self.gru_width,), default_float())
         _, hidden = scan(self.gru_width)(carry, (x, inputs.done))
         hidden = nn.relu(hidden)
         pi_hat = nn.Dense(1)(hidden)[..., 0]
@@ -290,10 +293,10 @@ def make_objective(config: Config) -> tuple[LPGNetwork, Any]:
 
 def example_objective_inputs(width: int) -> ObjectiveInputs:
     """A one-step, one-env input, for initialising the objective network."""
-    one = jnp.ones((1, 1), jnp.float32)
-    return ObjectiveInputs(one, one > 0, one > 0, jnp.float32(0.99), one,
+    one = jnp.ones((1, 1), default_float())
+    return ObjectiveInputs(one, one > 0, one > 0, jnp.asarray(0.99, default_float()), one,
                            jnp.ones((1, 1, width)) / width, jnp.ones((1, 1, width)) / width,
-                           jnp.float32(0.0), jnp.float32(0.0))
+                           jnp.asarray(0.0, default_float()), jnp.asarray(0.0, default_float()))
 
 
 # --- the meta-state -----------------------------------------------------------------------------
@@ -357,13 +360,57 @@ def score_batch_size(config: Config) -> int:
                math.ceil(config.population_size * config.inner_updates / shortest) + 1)
 
 
-# --- make_train ---------------------------------------------------------------------------------
+# --- the meta-learner ---------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, eq=False)
+class LPGLearner:
+    """The pieces of LPG meta-training (``make_learner``), all pure and jittable.
+
+    Attributes:
+      agent: the ``meta.agent.Agent`` the objective trains.
+      network: the ``LPGNetwork``; ``objective(meta_params, inputs) -> (pi_hat, y_hat)``.
+      curriculum: the ``groove.Curriculum``.
+      init: ``(key, hparams) -> LPGState``.
+      update: ``state -> (state, metrics)``: one meta-step.
+      agent_meta_loss: ``(params, hparams, agent_state, critic, key, recorded=None,
+        keep_rollouts=False) -> (meta_loss, aux)``: one agent's K inner updates and meta-loss.
+      population_gradient: ``(params, hparams, agents, critics, keys) -> (mean gradient,
+        agents, critics, per-agent metrics)``.
+      env_steps_per_update: env steps of one meta-step, all agents.
+    """
+
+    config: Config
+    agent: Any
+    network: LPGNetwork
+    objective: Any
+    curriculum: groove.Curriculum
+    init: Any
+    update: Any
+    agent_meta_loss: Any
+    population_gradient: Any
+    env_steps_per_update: int
+
+
 def make_train(config: Config, env: Any, env_params: Any) -> Train:
     """LPG meta-training as a ``Train`` over ``config.meta_steps`` meta-steps.
 
     ``env`` is a level env (the task distribution, e.g. ``make("gridworld")``); each agent
     lives on one of its levels. Raises ``ValueError`` for bad settings (``validate``).
     """
+    learner = make_learner(config, env, env_params)
+
+    def make_policy(state):
+        raise ValueError("LPG: a meta-run learns an objective, not a policy; evaluate it with "
+                         "`jaxrl meta eval RUN_DIR` (fresh agents trained by it).")
+
+    return Train(init=learner.init, update=learner.update, num_updates=config.meta_steps,
+                 env_steps_per_update=learner.env_steps_per_update,
+                 default_hparams=default_hyperparams(config), make_policy=make_policy,
+                 config=config, int32_env_steps=False)
+
+
+def make_learner(config: Config, env: Any, env_params: Any) -> LPGLearner:
+    """The ``LPGLearner`` of a meta-run on ``env`` (a level env). Raises ``ValueError`` for bad
+    settings (``validate``)."""
     validate(config, env, env_params)
     if config.meta_optimizer == "es":
         raise ValueError("LPG: meta_optimizer 'es' is not built yet in this version; use "
@@ -418,12 +465,23 @@ def make_train(config: Config, env: Any, env_params: Any) -> Train:
                         critics.opt_state, slots, curriculum_state, run_key, hparams,
                         jnp.zeros((), jnp.int32))
 
-    def agent_meta_loss(params, hparams, agent_state, critic, key):
-        """One agent's K inner updates, evaluation rollout and regularised meta-loss."""
+    def agent_meta_loss(params, hparams, agent_state, critic, key, recorded=None,
+                        keep_rollouts=False):
+        """One agent's K inner updates, evaluation rollout and regularised meta-loss.
 
-        def inner(carry, step_key):
+        Returns ``(meta_loss, (agent_state, critic, metrics))``, plus the rollouts (``(K, ...)``
+        and the evaluation one) with ``keep_rollouts``. ``recorded``, such rollouts, replays
+        them instead of rolling out: the meta-loss as a function of the objective's params
+        with the rollouts held fixed, whose derivative the meta-gradient is (rollouts are
+        data: their gradients are stopped)."""
+
+        def inner(carry, step):
             agent_state, critic = carry
-            agent_state, record = agent.rollout(agent_state, step_key, critic)
+            step_key, recorded_step = step
+            if recorded_step is None:
+                agent_state, record = agent.rollout(agent_state, step_key, critic)
+            else:
+                record = recorded_step
             updated, diagnostics = agent.learned_update(agent_state, record, objective, params)
             # An agent past its lifetime waits for replacement without learning.
             alive = agent_state.age < agent_state.lifetime
@@ -434,14 +492,18 @@ def make_train(config: Config, env: Any, env_params: Any) -> Train:
             diagnostics.update(value_loss=value_loss,
                                return_sum=jnp.where(ended, record.episode_return, 0.0).sum(),
                                episodes=ended.sum())
-            return (agent_state, critic), diagnostics
+            return (agent_state, critic), (diagnostics, record if keep_rollouts else None)
 
         if config.remat:
             inner = jax.checkpoint(inner)
         keys = jax.random.split(key, num_updates + 1)
-        (agent_state, critic), diagnostics = jax.lax.scan(inner, (agent_state, critic),
-                                                          keys[:-1])
-        agent_state, record = agent.rollout(agent_state, keys[-1], critic)
+        train_records = None if recorded is None else recorded[0]
+        (agent_state, critic), (diagnostics, rollouts) = jax.lax.scan(
+            inner, (agent_state, critic), (keys[:-1], train_records))
+        if recorded is None:
+            agent_state, record = agent.rollout(agent_state, keys[-1], critic)
+        else:
+            record = recorded[1]
         critic, raw_advantages, values, value_loss = agent.critic_update(critic, record)
         advantages = jax.lax.stop_gradient(standardize(raw_advantages))
         log_pi = jax.nn.log_softmax(agent.policy_logits(agent_state.policy_params,
@@ -479,6 +541,8 @@ def make_train(config: Config, env: Any, env_params: Any) -> Train:
             "positive_value_loss": level_scores.positive_value_loss(level_rollout).mean(),
             "mean_value": values.mean(),
         }
+        if keep_rollouts:
+            return meta_loss, (agent_state, critic, metrics, (rollouts, record))
         return meta_loss, (agent_state, critic, metrics)
 
     per_agent_grad = jax.grad(agent_meta_loss, has_aux=True)
@@ -520,7 +584,7 @@ def make_train(config: Config, env: Any, env_params: Any) -> Train:
         levels = jax.tree.map(lambda x: x[:, 0], level_env.level_of(dying.env_state))
         agent_returns = jax.vmap(agent.evaluate)(dying, jax.random.split(eval_key, count))
         cached, available = curriculum.cached_reference(curriculum_state, slots)
-        reference = jnp.full((count,), jnp.nan, jnp.float32)
+        reference = jnp.full((count,), jnp.nan, default_float())
         if config.score == "alg_regret":
             reference = jax.vmap(a2c_reference_return)(
                 jax.random.split(reference_key, count), levels, dying.lifetime)
@@ -539,7 +603,7 @@ def make_train(config: Config, env: Any, env_params: Any) -> Train:
             scores = best - metrics["mean_value"]
         curriculum_state = curriculum.record(curriculum_state, levels, slots, scores, reference,
                                              agent_returns, valid)
-        weight = valid.astype(jnp.float32)
+        weight = valid.astype(default_float())
         denominator = jnp.maximum(weight.sum(), 1.0)
         return curriculum_state, {
             "final_agent_return": jnp.where(valid.any(), (agent_returns * weight).sum()
@@ -602,7 +666,7 @@ def make_train(config: Config, env: Any, env_params: Any) -> Train:
             episodes_finished=episodes,
             agents_replaced=replaced,
             meta_gradient_norm=optax.global_norm(grads),
-            env_steps=meta_step.astype(jnp.float32) * env_steps_per_update,
+            env_steps=meta_step.astype(default_float()) * env_steps_per_update,
         )
         state = state.replace(params=params, opt_state=opt_state, agents=agents,
                               critic_params=critics.params, critic_opt_state=critics.opt_state,
@@ -612,15 +676,8 @@ def make_train(config: Config, env: Any, env_params: Any) -> Train:
 
     env_steps_per_update = (population * (num_updates + 1) * config.num_envs
                             * config.rollout_steps)
-
-    def make_policy(state):
-        raise ValueError("LPG: a meta-run learns an objective, not a policy; evaluate it with "
-                         "`jaxrl meta eval RUN_DIR` (fresh agents trained by it).")
-
-    return Train(init=init, update=update, num_updates=config.meta_steps,
-                 env_steps_per_update=env_steps_per_update,
-                 default_hparams=default_hyperparams(config), make_policy=make_policy,
-                 config=config, int32_env_steps=False)
+    return LPGLearner(config, agent, network, objective, curriculum, init, update,
+                      agent_meta_loss, population_gradient, env_steps_per_update)
 
 
 def preset_config(name: str = "published", **overrides: Any) -> Config:
