@@ -187,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--steps", type=_positive, default=1000, help="steps per env")
     rollout.add_argument("--seed", type=int, default=0)
     rollout.set_defaults(run=_cmd_rollout)
+    commands.add_parser("meta", help="meta-learning: jaxrl meta lpg ... (meta-train), jaxrl "
+                                     "meta eval RUN_DIR (meta-test); jaxrl meta --help")
     algos = commands.add_parser("algos", help="list algorithms")
     algos.set_defaults(run=_cmd_algos)
     train = commands.add_parser(
@@ -263,10 +265,44 @@ def _train(argv: list[str]) -> int:
     return algorithm_main(algorithm, argv[1:], prog=f"jaxrl train {argv[0]}")
 
 
+META_HELP = """usage: jaxrl meta {lpg,eval} ...
+
+Meta-learning of RL algorithms (meta/):
+  jaxrl meta lpg [--preset cpu] [--curriculum random|frozen|plr]
+                 [--score alg_regret|pvl|maxmc] [--meta-optimizer metagrad|es]
+                 [--env gridworld] [flags]
+      meta-train an LPG objective (GROOVE with --curriculum plr --score alg_regret);
+      every config field is a flag: jaxrl meta lpg --help lists them.
+  jaxrl meta eval RUN_DIR [--on named|heldout|minatar|ENV_ID ...] [--seeds N]
+      train fresh agents with the run's learned objective beside A2C (same budget and seeds);
+      a table and a plot per target in RUN_DIR/meta_eval/.
+"""
+
+
+def _meta(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(META_HELP, end="")
+        return 0 if argv else 2
+    if argv[0] == "lpg":
+        from jaxrl_suite.run.algorithms import load_algorithm
+        from jaxrl_suite.run.command import algorithm_main
+
+        return algorithm_main(load_algorithm("lpg"), argv[1:], prog="jaxrl meta lpg")
+    if argv[0] == "eval":
+        from jaxrl_suite.meta.evaluate import main as meta_eval_main
+
+        return meta_eval_main(argv[1:])
+    print(f"jaxrl: error: unknown meta command {argv[0]!r}; `jaxrl meta --help` lists lpg and "
+          f"eval.", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":  # its flags are the algorithm's: parsed by the harness
         return _train(argv[1:])
+    if argv and argv[0] == "meta":  # meta-training and meta-testing (meta/)
+        return _meta(argv[1:])
     args = build_parser().parse_args(argv)
     from jaxrl_suite.run.command import plain_warnings
 

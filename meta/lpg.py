@@ -42,13 +42,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxrl_suite.env.levels import is_level_env
 from jaxrl_suite.learn import level_scores, optim
@@ -64,6 +67,7 @@ from jaxrl_suite.meta.agent import (
     make_agent,
     validate_agent_config,
 )
+from jaxrl_suite.run.algorithms import AlgorithmSpec
 from jaxrl_suite.run.configs import require_finite_numbers
 from jaxrl_suite.run.training import Train
 
@@ -428,6 +432,19 @@ def make_learner(config: Config, env: Any, env_params: Any) -> LPGLearner:
     plr = config.curriculum == "plr"
     replace_count = score_batch_size(config) if plr else population
 
+    # The population is split over the local devices (as seeds are): each device trains its
+    # agents, and only the meta-gradient's mean crosses devices.
+    chunk_size = population // chunks
+    devices = jax.local_devices()
+    shared = math.gcd(chunk_size, len(devices))
+    agent_sharding = (None if shared <= 1 else NamedSharding(
+        Mesh(np.array(devices[:shared]), ("agents",)), PartitionSpec("agents")))
+
+    def shard_agents(tree):
+        if agent_sharding is None:
+            return tree
+        return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, agent_sharding), tree)
+
     def meta_optimizer(hparams):
         parts = [optim.adam(hparams.meta_learning_rate, eps_root=1e-8)]
         if config.meta_max_grad_norm > 0:
@@ -461,6 +478,8 @@ def make_learner(config: Config, env: Any, env_params: Any) -> LPGLearner:
         # through its first life, in whole meta-steps.
         stagger = (jnp.arange(population) * lifetimes // population) // num_updates * num_updates
         agents = agents.replace(age=stagger.astype(jnp.int32))
+        # Placed over the devices from the start, so the meta-steps' inputs already are.
+        agents, critics = shard_agents((agents, critics))
         return LPGState(params, meta_optimizer(hparams).init(params), agents, critics.params,
                         critics.opt_state, slots, curriculum_state, run_key, hparams,
                         jnp.zeros((), jnp.int32))
@@ -549,7 +568,12 @@ def make_learner(config: Config, env: Any, env_params: Any) -> LPGLearner:
 
     def population_gradient(params, hparams, agents, critics, keys):
         """The mean meta-gradient over agents, in ``agent_chunks`` sequential chunks."""
-        grads_of = jax.vmap(per_agent_grad, in_axes=(None, None, 0, 0, 0))
+        inner_grads_of = jax.vmap(per_agent_grad, in_axes=(None, None, 0, 0, 0))
+
+        def grads_of(params, hparams, agents, critics, keys):
+            agents, critics, keys = shard_agents((agents, critics, keys))
+            return inner_grads_of(params, hparams, agents, critics, keys)
+
         if chunks == 1:
             grads, (agents, critics, metrics) = grads_of(params, hparams, agents, critics, keys)
             return jax.tree.map(lambda g: g.mean(0), grads), agents, critics, metrics
@@ -680,11 +704,13 @@ def make_learner(config: Config, env: Any, env_params: Any) -> LPGLearner:
                       agent_meta_loss, population_gradient, env_steps_per_update)
 
 
-def preset_config(name: str = "published", **overrides: Any) -> Config:
-    """``Config`` of a preset (``PRESETS``) with ``overrides``."""
-    if name not in PRESETS:
-        raise ValueError(f"LPG: unknown preset {name!r}; presets: {sorted(PRESETS)}.")
-    return Config(**{**PRESETS[name], **overrides})
+ALGORITHM = AlgorithmSpec(
+    name="lpg", display_name="LPG", config=Config, hyperparams=Hyperparams,
+    make_train=make_train, presets=PRESETS, default_env="gridworld", evaluates_policy=False,
+    description=__doc__.strip().splitlines()[0],
+)
+preset_config = ALGORITHM.preset_config  # (preset, **overrides) -> Config
+main = ALGORITHM.main  # `python meta/lpg.py --preset cpu`, `jaxrl meta lpg ...`
 
 
 def agent_preset(name: str) -> dict[str, Any]:
@@ -692,3 +718,7 @@ def agent_preset(name: str) -> dict[str, Any]:
     preset = AGENT_PRESETS[name]
     renamed = {"network": "agent_network", "max_grad_norm": "agent_max_grad_norm"}
     return {renamed.get(k, k): v for k, v in preset.items()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -46,6 +46,9 @@ class AlgorithmSpec:
         script in benchmarks/ that records its returns. Every other preset is published or
         adapted settings, unverified here. The one source of what ``--help``
         (``preset_help``) says of each preset.
+      evaluates_policy: whether the run's final state holds a policy the harness evaluates
+        (``eval.json``); False for meta-training, which learns an objective (evaluated by
+        training fresh agents with it: ``jaxrl meta eval``).
     """
 
     name: str
@@ -61,6 +64,7 @@ class AlgorithmSpec:
     description: str = ""
     display_name: str = ""
     measured_presets: dict[str, str] = dataclasses.field(default_factory=dict)
+    evaluates_policy: bool = True
 
     @property
     def needs_dataset(self) -> bool:
@@ -134,6 +138,9 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
             "pushes down out-of-data action values"),
     "rebrac": ("jaxrl_suite.algos.offline.rebrac", "Offline: ReBRAC; TD3+BC with BC in the "
                "critic target, layer norm, large batches"),
+    "lpg": ("jaxrl_suite.meta.lpg", "Meta-learning: LPG, a learned policy-gradient objective "
+            "meta-trained on level envs; GROOVE's curricula (--curriculum plr --score "
+            "alg_regret); `jaxrl meta eval` tests it"),
 }
 
 

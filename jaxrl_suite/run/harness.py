@@ -412,7 +412,7 @@ def _train_in(run_dir, train, spec, name, options, record, fingerprint, hparams,
     plot_learning_curve(run_dir)
     if spec is not None and spec.write_outputs is not None:
         spec.write_outputs(run_dir, train, states)  # pictures an algorithm adds (UED: levels)
-    if options.eval_episodes:
+    if options.eval_episodes and (spec is None or spec.evaluates_policy):
         _phase(sinks, "evaluating")
         _write_evaluation(run_dir, train, states, options, env_params)
     if reporter is not None:
