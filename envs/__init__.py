@@ -17,7 +17,30 @@ MAZE_IDS = {
 }
 
 
+GRIDWORLD_IDS = {
+    "gridworld": ({}, "LPG's grid worlds: GROOVE's `all` distribution (side 4-10, 1-5 objects "
+                  "of 5 types), tabular observation"),
+    "gridworld-maps": ({"observation": "maps"}, "the `all` grid worlds with position and object "
+                       "maps, objects placed at random"),
+    "gridworld-small": ({"distribution": "small"}, "small grid worlds (side 4-6, 1-3 objects, "
+                        "episodes up to 100 steps), tabular"),
+    "gridworld-large": ({"distribution": "large"}, "large grid worlds (side 8-10, 2-5 objects, "
+                        "episodes 250-750 steps), tabular"),
+}
+# The named reference levels, one id each (gridworld/dense, ...): levels/named_levels.json.
+GRIDWORLD_NAMED = ("dense", "sparse", "long", "longer", "long_dense", "rand_dense", "rand_long",
+                   "rand_small", "rand_sparse", "rand_very_dense")
+
+
 def _register_builtin_envs() -> None:
+    for grid_id, (kwargs, description) in GRIDWORLD_IDS.items():
+        register(grid_id, "jaxrl_suite.envs.gridworld:GridWorld", kwargs=kwargs,
+                 description=description, overwrite=True,
+                 render="jaxrl_suite.envs.gridworld.render:render_request")
+    for name in GRIDWORLD_NAMED:
+        register(f"gridworld/{name}", "jaxrl_suite.envs.gridworld:named_level_env",
+                 kwargs={"name": name}, description=f"the named grid world {name!r}",
+                 overwrite=True, render="jaxrl_suite.envs.gridworld.render:render_request")
     for maze_id, (kwargs, description) in MAZE_IDS.items():
         register(maze_id, "jaxrl_suite.envs.maze:Maze", kwargs=kwargs, description=description,
                  overwrite=True, render="jaxrl_suite.envs.maze.render:render_request")
