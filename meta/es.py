@@ -97,8 +97,10 @@ class ESConfig:
         kept at ``lr_limit`` or above (1.0: constant).
       antithetic: mirrored sampling; members ``2i`` and ``2i + 1`` are ``mean +/- d``.
       fitness_shaping: ``"pairwise_rank"`` (each mirrored pair: +1 to the better, -1 to the
-        worse), ``"centered_rank"`` (ranks spread over [-0.5, 0.5]) or ``"raw"``. ``None``:
-        ``"pairwise_rank"`` for ``open_es``, ``"centered_rank"`` for ``snes`` and ``cma_es``.
+        worse; needs ``antithetic``), ``"centered_rank"`` (ranks spread over [-0.5, 0.5]) or
+        ``"raw"`` (the fitness itself: its scale sets the step, and a NaN reaches the mean;
+        the rank shapings rank NaN last). ``None``: ``"pairwise_rank"`` for ``open_es`` with
+        ``antithetic``, ``"centered_rank"`` otherwise.
     """
 
     strategy: str = "open_es"
@@ -117,7 +119,11 @@ class ESConfig:
     def shaping(self) -> str:
         """The fitness shaping in force (the strategy's default when ``fitness_shaping`` is
         None)."""
-        return self.fitness_shaping or _DEFAULT_SHAPING.get(self.strategy, "pairwise_rank")
+        if self.fitness_shaping is not None:
+            return self.fitness_shaping
+        if not self.antithetic:  # no mirrored pairs to compare
+            return "centered_rank"
+        return _DEFAULT_SHAPING.get(self.strategy, "pairwise_rank")
 
     @property
     def rate(self) -> float | None:
@@ -197,6 +203,12 @@ class ESConfig:
                 f"optimizer must be 'sgd' for strategy 'snes' (its mean step is a natural "
                 f"gradient already scaled by the step sizes); got {self.optimizer!r}."
             )
+        if self.shaping == "pairwise_rank" and not self.antithetic:
+            raise ValueError(
+                "fitness_shaping 'pairwise_rank' needs antithetic=True (it compares the two "
+                "members of each mirrored pair); got antithetic=False. Use 'centered_rank' or "
+                "'raw' without mirrored pairs."
+            )
         if self.strategy != "open_es" and self.shaping == "pairwise_rank":
             raise ValueError(
                 f"fitness_shaping 'pairwise_rank' cannot be used with strategy "
@@ -237,6 +249,8 @@ class ES:
     * ``tell(state, population, fitness) -> state``: ``fitness`` ``(population_size,)``,
       higher is better, raw (shaped inside); ``population`` as ``ask`` returned it.
     * ``mean(state) -> params``: the search mean, shaped like ``example_params``.
+    * ``num_dims``: the number of floats searched over; ``algorithm``: the evosax strategy
+      object (for its other methods; its conventions are evosax's: lower fitness is better).
     * ``shape_fitness(fitness) -> utilities``: the config's shaping, ``(population_size,)``
       float32, higher is better (what ``tell`` feeds the strategy).
     """

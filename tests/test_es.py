@@ -103,8 +103,9 @@ def test_antithetic_members_are_adjacent_mirror_images_around_the_mean(runs, str
 
 
 def test_without_antithetic_members_are_independent():
-    es = make_es(ESConfig(population_size=4, antithetic=False, fitness_shaping="centered_rank"),
-                 START)
+    config = ESConfig(population_size=4, antithetic=False)
+    assert config.shaping == "centered_rank"  # no pairs to compare
+    es = make_es(config, START)
     population, _ = es.ask(jax.random.key(1), es.init(jax.random.key(0)))
     offsets = population["a"]
     assert np.abs(offsets[0] + offsets[1]).min() > 1e-4
@@ -174,6 +175,8 @@ def test_init_can_start_elsewhere(runs):
 @pytest.mark.parametrize(("settings", "message"), [
     ({"population_size": 7}, "population_size must be even with antithetic"),
     ({"population_size": 1, "antithetic": False}, "at least 2"),
+    ({"antithetic": False, "fitness_shaping": "pairwise_rank"},
+     "'pairwise_rank' needs antithetic=True"),
     ({"sigma": 0.0}, "sigma must be positive"),
     ({"sigma": -0.1}, "sigma must be positive"),
     ({"learning_rate": 0.0}, "learning_rate must be positive"),
