@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from evosax.core.fitness_shaping import identity_fitness_shaping_fn
 from flax import struct
 from jax import flatten_util
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -352,7 +353,7 @@ def _make_algorithm(config: ESConfig, example_params: Any) -> tuple[Any, Any]:
             use_antithetic_sampling=False,
             optimizer=_mean_optimizer(config),
             std_schedule=_schedule(config.sigma, config.sigma_decay, config.sigma_limit),
-            fitness_shaping_fn=lambda population, fitness, state, params: fitness,
+            fitness_shaping_fn=identity_fitness_shaping_fn,  # shaped in tell already
         )
         return algorithm, algorithm.default_params
     if config.strategy == "snes":
@@ -394,7 +395,7 @@ def make_es(config: ESConfig, example_params: Any) -> ES:
     shape = _SHAPING_FUNCTIONS[config.shaping]
     template = jax.tree.map(jnp.asarray, example_params)
     ravel = jax.vmap(lambda params: flatten_util.ravel_pytree(params)[0])
-    unravel = jax.vmap(algorithm._unravel_solution)
+    unravel = jax.vmap(flatten_util.ravel_pytree(template)[1])  # evosax's flat order, too
 
     def init(key: jax.Array, params: Any = None) -> ESState:
         start = template if params is None else params
