@@ -56,6 +56,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxrl_suite.env.levels import is_level_env
 from jaxrl_suite.learn import level_scores, optim
 from jaxrl_suite.learn.advantages import standardize
+from jaxrl_suite.meta import es as es_lib
 from jaxrl_suite.meta import groove
 from jaxrl_suite.meta.agent import (
     AGENT_PRESETS,
@@ -136,6 +137,10 @@ class Config:
     prediction_entropy_coefficient: float = 1e-3
     pi_hat_l2_coefficient: float = 5e-3
     y_hat_l2_coefficient: float = 1e-3
+    # evolution strategies (meta_optimizer="es"): the TA-LPG erratum's sigma and rate
+    es_strategy: str = "open_es"
+    es_sigma: float = 0.1
+    es_learning_rate: float = 1e-2
     # the curriculum
     curriculum: str = "random"
     score: str = "alg_regret"
@@ -184,6 +189,15 @@ def agent_config(config: Config) -> AgentConfig:
         eval_steps=config.eval_steps)
 
 
+def es_config(config: Config) -> es_lib.ESConfig:
+    """The ``ESConfig`` of an ``es`` meta-run: antithetic pairs (each trained on one level)
+    with pairwise rank fitness for OpenAI-ES, the strategy's own rank weights otherwise."""
+    return es_lib.ESConfig(
+        strategy=config.es_strategy, population_size=config.population_size,
+        sigma=config.es_sigma,
+        learning_rate=config.es_learning_rate if config.es_strategy == "open_es" else None)
+
+
 def _require_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"LPG: {name} must be an integer >= {minimum}; got {value!r}.")
@@ -216,9 +230,15 @@ def validate(config: Config, env: Any = None, env_params: Any = None) -> None:
                          f"{config.curriculum!r}.")
     if config.score not in groove.SCORES:
         raise ValueError(f"LPG: score must be one of {groove.SCORES}; got {config.score!r}.")
-    if config.meta_optimizer == "es" and config.population_size % 2:
-        raise ValueError(f"LPG: ES trains antithetic pairs, so population_size must be even; "
-                         f"got {config.population_size}.")
+    if config.meta_optimizer == "es":
+        if config.population_size % 2:
+            raise ValueError(f"LPG: ES trains antithetic pairs, so population_size must be "
+                             f"even; got {config.population_size}.")
+        if config.curriculum == "plr":
+            raise ValueError("LPG: meta_optimizer 'es' draws its levels from the 'random' or "
+                             "'frozen' curriculum; 'plr' scores levels at the end of "
+                             "meta-gradient agents' lives (use meta_optimizer 'metagrad').")
+        es_config(config).validate()
     for name in ("meta_learning_rate",):
         if not getattr(config, name) > 0:
             raise ValueError(f"LPG: {name} must be > 0; got {getattr(config, name)!r}.")
@@ -309,9 +329,10 @@ class LPGState:
     """The whole meta-state, checkpointed by the harness.
 
     Attributes:
-      params: the objective network's parameters (the learned object).
-      opt_state: the meta-optimiser's state.
-      agents: ``AgentState`` with a leading ``population_size`` axis.
+      params: the objective network's parameters (the learned object; ES: the search mean).
+      opt_state: the meta-optimiser's state (ES: the ``es.ESState``).
+      agents: ``AgentState`` with a leading ``population_size`` axis (None with ES, whose
+        agents live within one generation).
       critic_params, critic_opt_state: each agent's meta-critic (leading population axis).
       agent_slots: int32 ``(population,)``: the curriculum buffer slot of each agent's level,
         -1 for a level not (yet) in the buffer.
@@ -416,9 +437,6 @@ def make_learner(config: Config, env: Any, env_params: Any) -> LPGLearner:
     """The ``LPGLearner`` of a meta-run on ``env`` (a level env). Raises ``ValueError`` for bad
     settings (``validate``)."""
     validate(config, env, env_params)
-    if config.meta_optimizer == "es":
-        raise ValueError("LPG: meta_optimizer 'es' is not built yet in this version; use "
-                         "'metagrad'.")
     agent = make_agent(agent_config(config), env, env_params)
     level_env = agent.env
     network, objective = make_objective(config)
@@ -700,8 +718,78 @@ def make_learner(config: Config, env: Any, env_params: Any) -> LPGLearner:
 
     env_steps_per_update = (population * (num_updates + 1) * config.num_envs
                             * config.rollout_steps)
+    if config.meta_optimizer == "es":
+        init, update = make_es_step(config, agent, network, objective, curriculum,
+                                    draw_lifetimes, shard_agents)
+        env_steps_per_update = population * config.lifetime * config.num_envs * (
+            config.rollout_steps)
     return LPGLearner(config, agent, network, objective, curriculum, init, update,
                       agent_meta_loss, population_gradient, env_steps_per_update)
+
+
+def make_es_step(config: Config, agent: Any, network: LPGNetwork, objective: Any,
+                 curriculum: groove.Curriculum, draw_lifetimes: Any, shard_agents: Any):
+    """``(init, update)`` of an ES meta-run: each generation, every member of the population
+    (objective params, antithetic pairs adjacent) trains a fresh agent for a whole lifetime,
+    without truncation, the two of a pair on the same level with the same keys; the fitness is
+    the trained agent's return, shaped by pairwise ranks (TA-LPG)."""
+    es = es_lib.make_es(es_config(config),
+                        network.init(jax.random.key(0),
+                                     example_objective_inputs(config.prediction_width)))
+    population, chunks = config.population_size, config.agent_chunks
+    pairs = population // 2
+
+    def init(key, hparams):
+        net_key, es_key, curriculum_key, run_key = jax.random.split(key, 4)
+        params = network.init(net_key, example_objective_inputs(config.prediction_width))
+        return LPGState(params, es.init(es_key, params), None, None, None, None,
+                        curriculum.init(curriculum_key), run_key, hparams,
+                        jnp.zeros((), jnp.int32))
+
+    def member_fitness(candidate, level, lifetime, key):
+        init_key, train_key, eval_key = jax.random.split(key, 3)
+        state = agent.init(init_key, level, lifetime)
+        state, metrics = agent.train(state, train_key, config.lifetime, "learned", objective,
+                                     candidate)
+        returns = metrics["episode_return"]
+        finished = jnp.isfinite(returns)
+        mean_return = jnp.where(finished.any(), jnp.where(finished, returns, 0.0).sum()
+                                / jnp.maximum(finished.sum(), 1), jnp.nan)
+        return agent.evaluate(state, eval_key), mean_return
+
+    def update(state):
+        key, ask_key, level_key, life_key, train_key = jax.random.split(state.key, 5)
+        candidates, es_state = es.ask(ask_key, state.opt_state)
+        levels, _, curriculum_state = curriculum.draw(level_key, state.curriculum, pairs)
+        lifetimes = draw_lifetimes(life_key, pairs)
+        keys = jax.random.split(train_key, pairs)
+        # Each pair shares its level, lifetime and keys: only the perturbation's sign differs.
+        levels, lifetimes, keys = jax.tree.map(lambda x: jnp.repeat(x, 2, axis=0),
+                                               (levels, lifetimes, keys))
+        inputs = shard_agents((candidates, levels, lifetimes, keys))
+        fitness_of = jax.vmap(member_fitness)
+        if chunks == 1:
+            fitness, returns = fitness_of(*inputs)
+        else:
+            split = lambda x: x.reshape((chunks, x.shape[0] // chunks) + x.shape[1:])  # noqa: E731
+            fitness, returns = jax.lax.map(lambda chunk: fitness_of(*chunk),
+                                           jax.tree.map(split, inputs))
+            fitness, returns = fitness.reshape(-1), returns.reshape(-1)
+        es_state = es.tell(es_state, candidates, fitness)
+        meta_step = state.meta_step + 1
+        finished = jnp.isfinite(returns)
+        report = {
+            "fitness_mean": fitness.mean(), "fitness_min": fitness.min(),
+            "fitness_max": fitness.max(),
+            "episode_return": jnp.where(finished.any(), jnp.where(finished, returns, 0.0).sum()
+                                        / jnp.maximum(finished.sum(), 1), jnp.nan),
+            "env_steps": meta_step.astype(default_float()) * population * config.lifetime
+            * config.num_envs * config.rollout_steps,
+        }
+        return state.replace(params=es.mean(es_state), opt_state=es_state,
+                             curriculum=curriculum_state, key=key, meta_step=meta_step), report
+
+    return init, update
 
 
 ALGORITHM = AlgorithmSpec(
