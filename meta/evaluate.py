@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,55 @@ from jaxrl_suite.env.levels import is_level_env
 from jaxrl_suite.meta import lpg
 from jaxrl_suite.meta.agent import AGENT_PRESETS, AgentConfig, make_agent
 
-__all__ = ["MINATAR_IDS", "compare_rules", "evaluate_run", "load_objective", "main"]
+__all__ = ["MINATAR_IDS", "compare_rules", "evaluate_run", "load_objective", "main",
+           "make_comparison", "summarize_comparison"]
 
 MINATAR_IDS = ("gymnax/Breakout-MinAtar", "gymnax/Asterix-MinAtar", "gymnax/Freeway-MinAtar",
                "gymnax/SpaceInvaders-MinAtar")
 GROUPS = ("named", "heldout", "minatar")
+
+
+def make_comparison(config: lpg.Config, env: Any, env_params: Any, num_updates: int,
+                    agent: AgentConfig | None = None, with_levels: bool = True):
+    """A jitted ``(params, levels, keys) -> {"learned": (final, curves), "a2c": ...}`` that
+    trains agents by the learned objective ``params`` and by A2C, one per level and key, the
+    same keys for both; compiled once, for any objective params of ``config``'s network.
+
+    ``final`` is ``(L, S)`` (levels, keys) final returns, ``curves`` ``(L, S, num_updates)``
+    training returns. ``with_levels`` False: an env without levels (``levels`` is ignored;
+    ``L`` is 1)."""
+    agent_config = lpg.agent_config(config) if agent is None else agent
+    learner = make_agent(agent_config, env, env_params)
+    _, objective = lpg.make_objective(config)
+
+    def one(params, level, key, rule):
+        init_key, train_key, eval_key = jax.random.split(key, 3)
+        state = learner.init(init_key, level, num_updates, rule)
+        state, metrics = learner.train(state, train_key, num_updates, rule, objective, params)
+        return learner.evaluate(state, eval_key), metrics["episode_return"]
+
+    def both(params, level, key):
+        return {rule: one(params, level, key, rule) for rule in ("learned", "a2c")}
+
+    if not with_levels:
+        return jax.jit(lambda params, levels, keys: jax.tree.map(
+            lambda x: x[None], jax.vmap(lambda key: both(params, None, key))(keys)))
+    return jax.jit(lambda params, levels, keys: jax.vmap(
+        lambda level: jax.vmap(lambda key: both(params, level, key))(keys))(levels))
+
+
+def summarize_comparison(out: dict[str, Any]) -> dict[str, np.ndarray]:
+    """``{"lpg": (L, S), "a2c": (L, S)}`` final returns and ``"lpg_curve"``/``"a2c_curve"``
+    ``(num_updates,)`` mean training returns (NaN where no episode ended) of a comparison."""
+    result = {}
+    for rule, name in (("learned", "lpg"), ("a2c", "a2c")):
+        final, curves = out[rule]
+        result[name] = np.asarray(final)
+        curves = np.asarray(curves)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an update where none ended
+            result[f"{name}_curve"] = np.nanmean(curves.reshape(-1, curves.shape[-1]), axis=0)
+    return result
 
 
 def compare_rules(params: Any, config: lpg.Config, env: Any, env_params: Any,
@@ -59,36 +104,11 @@ def compare_rules(params: Any, config: lpg.Config, env: Any, env_params: Any,
       agent: the agents' ``AgentConfig`` (default ``lpg.agent_config(config)``).
 
     Returns:
-      ``{"lpg": (L, S), "a2c": (L, S)}`` final returns, and ``"lpg_curve"``/``"a2c_curve"``
-      ``(num_updates,)``: the mean training return per update (NaN where no episode ended).
+      ``summarize_comparison``'s dict.
     """
-    agent_config = lpg.agent_config(config) if agent is None else agent
-    learner = make_agent(agent_config, env, env_params)
-    _, objective = lpg.make_objective(config)
-
-    def one(level, key, rule):
-        init_key, train_key, eval_key = jax.random.split(key, 3)
-        state = learner.init(init_key, level, num_updates, rule)
-        state, metrics = learner.train(state, train_key, num_updates, rule, objective, params)
-        return learner.evaluate(state, eval_key), metrics["episode_return"]
-
-    def both(level, key):
-        return {rule: one(level, key, rule) for rule in ("learned", "a2c")}
-
-    if levels is None:
-        per_key = jax.vmap(lambda key: both(None, key))
-        out = jax.jit(lambda keys: jax.tree.map(lambda x: x[None], per_key(keys)))(keys)
-    else:
-        out = jax.jit(jax.vmap(lambda level: jax.vmap(lambda key: both(level, key))(keys)))(
-            levels)
-    result = {}
-    for rule, name in (("learned", "lpg"), ("a2c", "a2c")):
-        final, curves = out[rule]
-        result[name] = np.asarray(final)
-        curves = np.asarray(curves)  # (L, S, updates)
-        with np.errstate(all="ignore"):
-            result[f"{name}_curve"] = np.nanmean(curves.reshape(-1, curves.shape[-1]), axis=0)
-    return result
+    compare = make_comparison(config, env, env_params, num_updates, agent,
+                              with_levels=levels is not None)
+    return summarize_comparison(compare(params, levels, keys))
 
 
 def load_objective(run_dir: str | Path) -> tuple[Any, lpg.Config, Any, int]:

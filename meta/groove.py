@@ -154,6 +154,10 @@ def make_curriculum(name: str, score: str, sample_level: Any, *, buffer_size: in
 
         def one(buffer, item):
             level, slot, level_score, reference, best, is_valid = item
+            # A new level equal to a buffered one (another agent's, scored earlier in this
+            # batch) joins that slot's running mean, as a replayed level does.
+            found, index = sampler.find(buffer, level)
+            slot = jnp.where(slot >= 0, slot, jnp.where(found, index, -1))
             # A replayed level keeps its slot (and its reference's running mean); a new one is
             # inserted like any PLR level, the reference stored with it.
             old = sampler.get_extra(buffer, jnp.maximum(slot, 0)[None])

@@ -33,6 +33,7 @@ ALGORITHMS = {  # module, the env its validate is shown
     "rebrac": ("jaxrl_suite.algos.offline.rebrac", "gymnax/Pendulum-v1"),
     "td3_bc": ("jaxrl_suite.algos.offline.td3_bc", "gymnax/Pendulum-v1"),
     "bc": ("jaxrl_suite.algos.offline.bc", "gymnax/Pendulum-v1"),
+    "lpg": ("jaxrl_suite.meta.lpg", "gridworld"),
 }
 
 

@@ -9,6 +9,7 @@ in the grid-world section below.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -182,28 +183,24 @@ def test_meta_step_staggers_ages_and_replaces_dead_agents(tiny):
 
 
 def test_resume_continues_bit_exactly(tmp_path):
-    env_id = "maze"  # any registered level env id: the run's env is given by the factory below
     config = dataclasses.replace(TINY, meta_steps=4)
-    env = cartpole_levels()
-
-    def factory(_env, _params):
-        return lpg.make_train(config, env, env.default_params)
-
-    options = RunOptions(env=env_id, run_dir=str(tmp_path / "run"), checkpoint_every=2,
-                         eval_episodes=0, no_progress=True)
-    straight, run_dir = run_training("lpg", config, options, train=factory)
+    options = RunOptions(env="gridworld-small", run_dir=str(tmp_path / "run"),
+                         checkpoint_every=2, no_progress=True)
+    straight, run_dir = run_training(lpg, config, options)
+    assert not (run_dir / "eval.json").exists()  # a meta-run has no policy to evaluate
     # As if killed after the checkpoint of meta-step 2: the last one is gone.
-    import shutil
     shutil.rmtree(run_dir / "checkpoints" / "4")
-    resumed, _ = run_training("lpg", config, dataclasses.replace(options, resume=str(run_dir)),
-                              train=factory)
+    resumed, _ = run_training(lpg, config, dataclasses.replace(options, resume=str(run_dir)))
+
+    def data(leaf):
+        return np.asarray(jax.random.key_data(leaf) if jnp.issubdtype(
+            leaf.dtype, jax.dtypes.prng_key) else leaf)
+
     for a, b in zip(jax.tree.leaves(straight.state), jax.tree.leaves(resumed.state), strict=True):
-        a, b = np.asarray(jax.random.key_data(a) if jnp.issubdtype(a.dtype, jax.dtypes.prng_key)
-                          else a), np.asarray(jax.random.key_data(b) if jnp.issubdtype(
-                              b.dtype, jax.dtypes.prng_key) else b)
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(data(a), data(b))
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + 4  # header and one row per meta-step, none repeated
+    assert (run_dir / "learning_curve.png").exists()
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -242,3 +239,34 @@ def test_unknown_curriculum_names_the_accepted_ones():
 def test_algorithmic_regret_is_reference_minus_agent():
     np.testing.assert_allclose(groove.algorithmic_regret(jnp.array([1.0, 0.5]),
                                                          jnp.array([0.25, 0.75])), [0.75, -0.25])
+
+
+# --- on the grid world ---------------------------------------------------------------------------
+def test_algorithmic_regret_by_hand_on_a_one_step_level():
+    """A one-step episode with a reward to the right of the start, ending the episode. A2C
+    trained for the agent's lifetime learns to step right: its reference return is 1. The LPG
+    agent's objective is zero (pi_hat = 0: the policy never changes), so it stays uniform and
+    steps right in a fifth of its envs: algorithmic regret 1 - 1/5 = 0.8, up to the sampling of
+    its 64 evaluation envs (standard deviation 0.05)."""
+    from jaxrl_suite.envs import gridworld as gw
+
+    toy = gw.level_from_picture(["S0", "##"], [1.0], [1.0], [0.0], episode_length=1)
+    env = gw.GridWorld(max_side=2, max_objects=1, max_types=1, fixed_level=toy, name="toy")
+    config = dataclasses.replace(TINY, num_envs=64, rollout_steps=4, lifetime=20,
+                                 inner_updates=20, curriculum="plr", score="alg_regret",
+                                 policy_learning_rate=40.0, prediction_learning_rate=4.0,
+                                 eval_steps=1)
+    learner = lpg.make_learner(config, env, env.default_params)
+    state = learner.init(jax.random.key(0), lpg.default_hyperparams(config))
+    state = state.replace(params=jax.tree.map(jnp.zeros_like, state.params))
+    state, metrics = jax.jit(learner.update)(state)
+    assert int(metrics["agents_replaced"]) == 2  # both lived their 20 updates in one step
+    assert float(metrics["reference_return"]) == 1.0
+    agent_return = float(metrics["final_agent_return"])
+    assert abs(agent_return - 0.2) < 0.15
+    np.testing.assert_allclose(float(metrics["level_score"]), 1.0 - agent_return, rtol=1e-6)
+    # The level went into the buffer with its reference, computed once per scoring.
+    buffer = state.curriculum.buffer
+    assert int(buffer.size) == 1
+    assert float(buffer.extra["reference_count"][0]) == 2.0  # two agents scored it
+    assert float(buffer.extra["reference_return"][0]) == 1.0

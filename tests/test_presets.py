@@ -39,6 +39,9 @@ SIZE_OVERRIDES = {
     "offline": lambda config: dict(
         dataset="in-memory", total_updates=2, eval_interval=2, evaluation_episodes=1,
         batch_size=16),
+    "meta": lambda config: dict(
+        population_size=2, num_envs=2, rollout_steps=4, inner_updates=1, lifetime=2,
+        gru_width=8, meta_steps=1, buffer_size=4, eval_steps=4),
 }
 OFF_POLICY = {"dqn", "sac", "td3"}
 # Presets whose env is a Brax/MJX physics simulation: compiled, they take minutes on 2 cores.
@@ -52,6 +55,8 @@ def kind_of(name: str) -> str:
         return "off-policy"
     if name == "ued":
         return "ued"
+    if name == "lpg":
+        return "meta"
     return "offline"
 
 
