@@ -124,6 +124,7 @@ class Config:
     gae_lambda: float = 0.95
     a2c_entropy_coefficient: float = 0.01
     eval_steps: int = 750
+    objective_input_gradients: bool = True
     # the objective network
     gru_width: int = 256
     embedding_width: int = 16
@@ -186,7 +187,7 @@ def agent_config(config: Config) -> AgentConfig:
         max_grad_norm=config.agent_max_grad_norm,
         prediction_coefficient=config.prediction_coefficient, gamma=config.gamma,
         gae_lambda=config.gae_lambda, entropy_coefficient=config.a2c_entropy_coefficient,
-        eval_steps=config.eval_steps)
+        eval_steps=config.eval_steps, objective_input_gradients=config.objective_input_gradients)
 
 
 def es_config(config: Config) -> es_lib.ESConfig:

@@ -270,3 +270,39 @@ def test_algorithmic_regret_by_hand_on_a_one_step_level():
     assert int(buffer.size) == 1
     assert float(buffer.extra["reference_count"][0]) == 2.0  # two agents scored it
     assert float(buffer.extra["reference_return"][0]) == 1.0
+
+
+# The meta-training task of the learning test: a 4x4 tabular level, a reward (+1) in the far
+# corner and a penalty (-1) on the way, both ending the episode; 16-step episodes.
+TOY_LEVEL = ["S...", "..1.", "....", "...0"]
+
+
+@pytest.mark.slow
+def test_short_meta_training_improves_fresh_agents_over_the_initial_objective():
+    """150 meta-steps of 8 tabular agents (30-update lives, K = 5) on the toy level: fresh
+    agents (keys the meta-run never used) trained by the learned objective then score far more
+    than those trained by the initial, random objective network. Measured (the same settings,
+    seeds 0-3 of the meta-run): the initial objective's agents about 0 (they wander into the
+    penalty as often as into the reward); after 150 meta-steps 0.75-1.0; A2C 1.0."""
+    from jaxrl_suite.envs import gridworld as gw
+    from jaxrl_suite.meta.evaluate import make_comparison, summarize_comparison
+
+    level = gw.level_from_picture(TOY_LEVEL, [1.0, -1.0], [1.0, 1.0], [0.0, 0.0],
+                                  episode_length=16)
+    env = gw.GridWorld(max_side=4, max_objects=2, max_types=2, fixed_level=level, name="toy")
+    config = lpg.Config(population_size=8, num_envs=16, rollout_steps=16, lifetime=30,
+                        inner_updates=5, gru_width=32, eval_steps=16, meta_steps=150,
+                        meta_learning_rate=1e-2)
+    learner = lpg.make_learner(config, env, env.default_params)
+    state = jax.jit(learner.init)(jax.random.key(0), lpg.default_hyperparams(config))
+    compare = make_comparison(config, env, env.default_params, config.lifetime)
+    levels = jax.tree.map(lambda x: x[None], level)
+    keys = jax.random.split(jax.random.key(100), 8)
+    before = summarize_comparison(compare(state.params, levels, keys))
+    state, metrics = jax.jit(lambda s: jax.lax.scan(lambda c, _: learner.update(c), s, None,
+                                                    config.meta_steps))(state)
+    after = summarize_comparison(compare(state.params, levels, keys))
+    assert np.isfinite(np.asarray(metrics["meta_loss"])).all()
+    assert before["a2c"].mean() > 0.9  # the level is solvable in a lifetime
+    assert after["lpg"].mean() > before["lpg"].mean() + 0.5, (before["lpg"], after["lpg"])
+    assert after["lpg"].mean() > 0.6, after["lpg"]

@@ -41,6 +41,7 @@ NOTEBOOK = NOTEBOOKS_DIR / "quickstart.ipynb"
 LEVELS_NOTEBOOK = NOTEBOOKS_DIR / "levels_and_ued.ipynb"
 OFFLINE_NOTEBOOK = NOTEBOOKS_DIR / "offline.ipynb"
 CUSTOM_ENV_NOTEBOOK = NOTEBOOKS_DIR / "custom_env.ipynb"
+META_NOTEBOOK = NOTEBOOKS_DIR / "meta_learning.ipynb"
 ALL_NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 KERNEL_NAME = "jaxrl-suite-notebook-test"
 CELL_TIMEOUT_S = 300
@@ -93,7 +94,8 @@ def display_mimetypes(nb) -> list[str]:
 
 
 def test_every_notebook_is_executed_by_a_test():
-    executed_here = {NOTEBOOK, LEVELS_NOTEBOOK, OFFLINE_NOTEBOOK, CUSTOM_ENV_NOTEBOOK}
+    executed_here = {NOTEBOOK, LEVELS_NOTEBOOK, OFFLINE_NOTEBOOK, CUSTOM_ENV_NOTEBOOK,
+                     META_NOTEBOOK}
     assert set(ALL_NOTEBOOKS) == executed_here, "give a new notebook a fixture and its checks"
 
 
@@ -388,10 +390,37 @@ def test_custom_env_notebook_ppo_beats_a_random_policy(executed_custom_env):
     assert (Path(check["work_dir"]) / "corridor_learning_curves.png").is_file()
 
 
+# --- notebooks/meta_learning.ipynb ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def executed_meta(tmp_path_factory, kernel_spec_dir):
+    """meta_learning.ipynb executed in a fresh kernel of this interpreter, small budget."""
+    return execute_notebook(META_NOTEBOOK, tmp_path_factory.mktemp("meta"), kernel_spec_dir,
+                            check_cell(returns="final_returns", optimal="optimal_sparse",
+                                       run_dir="str(run_dir)", buffered="levels_in_buffer"))
+
+
+@pytest.mark.slow
+def test_meta_notebook_meta_trains_an_objective_that_beats_its_initialisation(executed_meta):
+    nb, check, _ = executed_meta
+    returns = check["returns"]
+    # Measured (the same settings as tests/test_lpg.py's learning test): initial about 0,
+    # learned 0.75-1.0, A2C 1.0.
+    assert returns["learned objective"] > returns["initial objective"] + 0.5, returns
+    assert returns["A2C"] > 0.9, returns
+    assert check["optimal"] == pytest.approx(1.0)
+    checkpoints = Path(check["run_dir"]) / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir() if p.name.isdigit()) == ["150", "75"]
+    assert check["buffered"] >= 1
+    text = stdout_text(nb)
+    assert "meta-step 4: replaced" in text and "regret" in text
+    assert display_mimetypes(nb).count("image/png") >= 4
+    assert (Path(check["work_dir"]) / "meta_test_curves.png").is_file()
+
+
 # --- what every notebook but the quickstart (checked above) shares ------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("executed_notebook", ["executed_levels", "executed_offline",
-                                               "executed_custom_env"])
+                                               "executed_custom_env", "executed_meta"])
 def test_notebook_ran_on_the_small_budget_in_this_interpreter_without_errors(executed_notebook,
                                                                               request):
     nb, check, kernel_tmp = request.getfixturevalue(executed_notebook)
