@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 SIDE_TESTS := tests/test_conformance.py tests/test_datasets.py tests/test_collect.py \
 	tests/test_offline.py tests/test_iql.py tests/test_td3_bc.py tests/test_cql.py \
 	tests/test_rebrac.py tests/test_contracts.py tests/test_vector_rewards.py \
-	tests/test_optim.py
+	tests/test_optim.py tests/test_gridworld.py tests/test_es.py
 
 # $(call run_tests,PYTEST_OPTIONS): ruff, then pytest over SIDE_TESTS and over the rest, at once,
 # each listing its 15 slowest tests. tests/conftest.py shares one persistent compilation cache

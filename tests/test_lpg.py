@@ -9,6 +9,7 @@ in the grid-world section below.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 
 import jax
@@ -201,6 +202,33 @@ def test_resume_continues_bit_exactly(tmp_path):
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + 4  # header and one row per meta-step, none repeated
     assert (run_dir / "learning_curve.png").exists()
+
+    # `jaxrl meta eval` on the finished run: fresh agents by its objective and by A2C.
+    from jaxrl_suite import cli
+
+    assert cli.main(["meta", "eval", str(run_dir), "--on", "heldout", "gridworld/sparse",
+                     "--seeds", "2", "--levels", "2", "--named-updates", "3"]) == 0
+    results = json.loads((run_dir / "meta_eval" / "results.json").read_text())
+    assert results["meta_step"] == 4 and set(results["targets"]) == {
+        "heldout-gridworld-small", "gridworld/sparse"}
+    sparse = results["targets"]["gridworld/sparse"]
+    assert sparse["updates"] == 3 and sparse["optimal"] == pytest.approx(1.0)
+    assert -1.0 <= sparse["lpg"]["mean"] <= 1.0 and len(sparse["a2c_curve"]) == 3
+    assert (run_dir / "meta_eval" / "results.md").read_text().count("| gridworld/sparse |") == 1
+    assert (run_dir / "meta_eval" / "heldout-gridworld-small.png").is_file()
+
+
+def test_meta_eval_refuses_a_run_folder_of_another_kind(tmp_path, capsys):
+    from jaxrl_suite import cli
+
+    (tmp_path / "config.json").write_text(json.dumps({"run": {"algo": "ppo"}}))
+    assert cli.main(["meta", "eval", str(tmp_path)]) == 2
+    assert "is a run of 'ppo', not of lpg" in capsys.readouterr().err
+    assert cli.main(["meta", "eval", str(tmp_path / "missing")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    assert cli.main(["meta", "bogus"]) == 2
+    assert cli.main(["meta", "--help"]) == 0
+    assert "jaxrl meta lpg" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -218,7 +218,7 @@ def algorithm_main(algorithm: types.ModuleType | AlgorithmSpec,
         if np.isfinite(score).all():
             print(f"  final normalised score: {score.mean():.1f} ± {score.std():.1f} over seeds")
     else:
-        print(f"  {arguments.run.seeds} seed(s), {result.metrics['env_steps'][-1, 0]:,} env "
+        print(f"  {arguments.run.seeds} seed(s), {int(result.metrics['env_steps'][-1, 0]):,} env "
               f"steps each, {seconds:.1f} s including compilation" if result.metrics
               else "  nothing to do")
     if final is not None:

@@ -94,7 +94,8 @@ class ConsoleSink:
     """One line per report: update, env steps, and the chosen metrics as mean ± std."""
 
     def __init__(self, total_updates: int, keys: tuple[str, ...] = (
-            "episode_return", "episode_length", "entropy", "approx_kl"),
+            "episode_return", "episode_length", "entropy", "approx_kl", "meta_loss",
+            "fitness_mean"),
                  description: str = ""):
         self.total_updates, self.keys = total_updates, keys
         self.description = description
