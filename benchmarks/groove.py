@@ -48,6 +48,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--levels", type=int, default=16)
     parser.add_argument("--minatar-updates", type=int, default=300)
+    parser.add_argument("--named-updates", type=int, default=100,
+                        help="cap on the named levels' lifetimes (theirs: 2,500 and 25,000)")
     parser.add_argument("--targets", nargs="+", default=["heldout", "named", "minatar"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/groove"))
@@ -61,7 +63,7 @@ def main() -> int:
                                       "alg_regret")):
         run_dir = meta_train(curriculum, score, args)
         tested = evaluate_run(run_dir, args.targets, args.seeds, args.levels,
-                              args.minatar_updates, args.seed)
+                              args.minatar_updates, args.seed, args.named_updates)
         results["runs"][label] = {"run_dir": str(run_dir), "meta_test": tested["targets"]}
     (args.out / "groove_results.json").write_text(json.dumps(results, indent=2))
     labels = list(results["runs"])

@@ -119,9 +119,9 @@ def peer_throughput(args: argparse.Namespace) -> dict | None:
     spec = {"num_agents": args.population, "num_mini_batches": 1, "env_workers": args.num_envs,
             "train_rollout_len": args.rollout_steps, "num_agent_updates": args.inner_updates,
             "lpg_gru_width": args.gru_width, "env_mode": "all_shortlife", "use_es": False,
-            "steps": args.steps, "repeats": args.repeats}
+            "meta_steps": args.steps, "repeats": args.repeats}
     try:
-        return groove_peer.run_peer(spec)
+        return groove_peer.run_groove(spec, nice=0)
     except Exception as error:  # the peer's failure is reported, not fatal
         print(f"peer: could not run the published code: {error}")
         return None
