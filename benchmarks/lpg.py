@@ -121,7 +121,10 @@ def peer_throughput(args: argparse.Namespace) -> dict | None:
             "lpg_gru_width": args.gru_width, "env_mode": "all_shortlife", "use_es": False,
             "meta_steps": args.steps, "repeats": args.repeats}
     try:
-        return groove_peer.run_groove(spec, nice=0)
+        out = groove_peer.run_groove(spec, nice=0)
+        # The runner returns its runs (one here) beside the peer's versions.
+        return {**out["results"][0], "versions": out.get("versions"),
+                "peer_commit": out.get("peer_commit")}
     except Exception as error:  # the peer's failure is reported, not fatal
         print(f"peer: could not run the published code: {error}")
         return None
@@ -140,6 +143,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-ours", action="store_true", help="only the peer (a re-run)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--child-throughput", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -151,13 +155,13 @@ def main() -> int:
           f"{args.gru_width}, tabular agents; {args.steps} meta-steps per timed chunk, best of "
           f"{args.repeats}", flush=True)
     results = {"args": vars(args), "ours": {}}
-    for devices in (1, 2):
+    for devices in () if args.no_ours else (1, 2):
         measured = child_throughput(args, devices)
         results["ours"][f"{devices}_device"] = measured
         print(f"ours, {devices} device(s): {measured['meta_steps_per_s']:.3f} meta-steps/s, "
               f"{measured['agent_updates_per_s']:,.0f} agent updates/s (compile "
               f"{measured['compile_s']:.0f} s)", flush=True)
-    if not args.no_memory:
+    if not args.no_memory and not args.no_ours:
         results["memory"] = measure_memory(args)
         for row in results["memory"]:
             print(f"memory, K = {row['inner_updates']:2d}, remat {str(row['remat']):5}: peak "
@@ -168,6 +172,10 @@ def main() -> int:
         peer = peer_throughput(args)
         results["peer"] = peer
         if peer is not None:
+            print(f"peer: {peer['meta_steps_per_s']:.3f} meta-steps/s, "
+                  f"{peer['agent_updates_per_s']:.1f} agent updates/s (compile "
+                  f"{peer['compile_s']:.0f} s)", flush=True)
+        if peer is not None and not args.no_ours:
             ours = results["ours"]["1_device"]["meta_steps_per_s"]
             print(f"peer (published GROOVE code): {peer['meta_steps_per_s']:.3f} meta-steps/s; "
                   f"ours / peer = {ours / peer['meta_steps_per_s']:.2f}x (1 device)")
