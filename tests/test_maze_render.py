@@ -287,7 +287,9 @@ def test_cli_refuses_unknown_levels_envs_and_outputs(tmp_path, capsys):
     assert cli.main(["render", "maze", "--level", "NoSuchLevel", output]) == 2
     assert "No maze level named 'NoSuchLevel'" in capsys.readouterr().err
     assert cli.main(["render", "cartpole", output]) == 2
-    assert "accepted: maze" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "Envs that can be drawn; accepted: " in error
+    assert "maze, maze-full" in error and "gridworld," in error
     assert cli.main(["render", "maze", str(tmp_path / "x.gif")]) == 2
     assert "--rollout-steps" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
