@@ -44,6 +44,10 @@ __all__ = [
     "NormalizeReward",
     "ClipAction",
     "FlattenObservation",
+    "Scalarize",
+    "ScalarizeParams",
+    "ScalarizeState",
+    "check_preference_weights",
     "flatten_image_observation",
     "RunningMeanStd",
     "has_wrapper",
@@ -608,6 +612,150 @@ class FlattenObservation(Wrapper):
         if "final_observation" in info:
             info = {**info, "final_observation": self._flatten(info["final_observation"])}
         return self._flatten(obs), state, reward, terminated, truncated, info
+
+
+# --- multi-objective: scalarisation -------------------------------------------------------------
+def check_preference_weights(weights: Any, num_objectives: int, where: str) -> np.ndarray:
+    """``weights`` as a float32 ``(num_objectives,)`` array, or a ``ValueError`` naming the bad
+    value: a wrong length, a negative or non-finite weight, or all zero."""
+    array = np.asarray(weights, dtype=np.float64)
+    if array.shape != (num_objectives,):
+        raise ValueError(f"{where}: preference weights must have shape ({num_objectives},), one "
+                         f"per objective of the env; got shape {array.shape} ({weights!r}).")
+    if not np.all(np.isfinite(array)) or np.any(array < 0) or not np.any(array > 0):
+        raise ValueError(f"{where}: preference weights must be finite, non-negative and not all "
+                         f"zero; got {array.tolist()}.")
+    return array.astype(np.float32)
+
+
+@struct.dataclass
+class ScalarizeParams:
+    """``env_params`` of the wrapped env; ``weights`` ``(num_objectives,)``, traced, so a set of
+    preferences is a ``vmap`` over them; ``sample_weights`` (bool, traced): draw new weights
+    uniformly on the simplex at every reset instead (a preference-conditioned run), where
+    ``weights`` is then unused."""
+
+    env_params: Any
+    weights: jax.Array
+    sample_weights: jax.Array
+
+
+@struct.dataclass
+class ScalarizeState:
+    env_state: Any
+    weights: jax.Array  # (num_objectives,): this episode's preference
+
+
+class Scalarize(Wrapper):
+    """A multi-objective env as a single-objective one: ``reward = w . r`` (DESIGN.md s5).
+
+    Args:
+      env: an env with ``reward_space`` of shape ``(num_objectives,)``.
+      weights: default preference ``(num_objectives,)`` (default ``1 / k`` each); non-negative,
+        not necessarily summing to 1. It lives in the params, so ``vmap`` over
+        ``params.replace(weights=w)`` runs many preferences in one program without recompiling.
+      condition: append the episode's weights to the (flat ``Box``) observation, for a single
+        preference-conditioned policy.
+      sample_weights: default of ``params.sample_weights``: draw each episode's weights
+        uniformly on the simplex (Dirichlet(1, ..., 1)) at reset. Training a conditioned policy
+        samples; evaluating it at a given preference sets ``sample_weights=False, weights=w``.
+
+    The wrapped env's vector reward stays in ``info["objective_reward"]`` ``(num_objectives,)``
+    (and the episode's weights in ``info["preference"]``), so the objectives' returns can still
+    be measured. Any single-objective algorithm then trains on it unchanged.
+    """
+
+    owns_state = True
+    reward_space = None  # the reward is a scalar now: hides the wrapped env's reward_space
+
+    def __init__(self, env: Environment, weights: Any = None, *, condition: bool = False,
+                 sample_weights: bool = False):
+        super().__init__(env)
+        shape = reward_shape(env, env.default_params)
+        if len(shape) != 1:
+            raise ValueError(f"Scalarize needs a multi-objective env (reward_space of shape "
+                             f"(num_objectives,)); {env.name}'s reward has shape {shape}.")
+        self.source_num_objectives = shape[0]
+        k = shape[0]
+        self.default_weights = check_preference_weights(
+            np.full(k, 1.0 / k) if weights is None else weights, k, f"Scalarize({env.name})")
+        self.condition = bool(condition)
+        self._sample_weights = bool(sample_weights)
+        if self.condition:
+            space = env.observation_space(env.default_params)
+            if not isinstance(space, spaces.Box) or len(space.shape) != 1:
+                raise ValueError(f"Scalarize(condition=True) appends the weights to a flat Box "
+                                 f"observation; {env.name}'s observation space is {space!r}: "
+                                 f"wrap it in FlattenObservation first.")
+
+    @property
+    def num_objectives(self) -> None:
+        return None  # a scalar reward; the wrapped env's count is source_num_objectives
+
+    @property
+    def default_params(self) -> ScalarizeParams:
+        return ScalarizeParams(self._env.default_params, jnp.asarray(self.default_weights),
+                               jnp.asarray(self._sample_weights))
+
+    def check_params(self, params: ScalarizeParams) -> None:
+        self._env.check_params(params.env_params)
+        if not isinstance(params.sample_weights, jax.core.Tracer) and not bool(
+                params.sample_weights):
+            check_preference_weights(params.weights, self.source_num_objectives,
+                                     f"Scalarize({self._env.name})")
+
+    def _inner(self, params: Any) -> Any:
+        return None if params is None else params.env_params
+
+    def observation_space(self, params: Any = None) -> spaces.Space:
+        space = self._env.observation_space(self._inner(params))
+        if not self.condition:
+            return space
+        k = self.source_num_objectives
+        low = np.concatenate([np.broadcast_to(np.asarray(space.low, np.float64), space.shape),
+                              np.zeros(k)])
+        high = np.concatenate([np.broadcast_to(np.asarray(space.high, np.float64), space.shape),
+                               np.ones(k) * np.inf])
+        return spaces.Box(low, high, low.shape, jnp.float32)
+
+    def action_space(self, params: Any = None) -> spaces.Space:
+        return self._env.action_space(self._inner(params))
+
+    def state_space(self, params: Any = None) -> spaces.Space:
+        return self._env.state_space(self._inner(params))
+
+    def _observe(self, obs: Any, weights: jax.Array) -> Any:
+        if not self.condition:
+            return obs
+        return jnp.concatenate([obs.astype(jnp.float32), weights.astype(jnp.float32)])
+
+    def _episode_weights(self, key: jax.Array, params: ScalarizeParams) -> jax.Array:
+        drawn = jax.random.dirichlet(key, jnp.ones(self.source_num_objectives))
+        return jnp.where(params.sample_weights, drawn, params.weights).astype(jnp.float32)
+
+    def reset_env(self, key: jax.Array, params: ScalarizeParams) -> tuple[Any, ScalarizeState]:
+        weights_key, reset_key = jax.random.split(key)
+        obs, state = self._env.reset_env(reset_key, params.env_params)
+        weights = self._episode_weights(weights_key, params)
+        return self._observe(obs, weights), ScalarizeState(state, weights)
+
+    def reset_to_level(self, key: jax.Array, level: Any, params: Any = None):
+        params = self.resolve_params(params)
+        weights_key, reset_key = jax.random.split(key)
+        obs, state = self._env.reset_to_level(reset_key, level, params.env_params)
+        weights = self._episode_weights(weights_key, params)
+        return self._observe(obs, weights), ScalarizeState(state, weights)
+
+    def step_env(self, key: jax.Array, state: ScalarizeState, action: Any,
+                 params: ScalarizeParams) -> StepOutput:
+        obs, env_state, reward, terminated, truncated, info = self._env.step_env(
+            key, state.env_state, action, params.env_params)
+        scalar = jnp.sum(reward * state.weights.astype(reward.dtype), axis=-1)
+        info = {**info, "objective_reward": reward, "preference": state.weights}
+        if "final_observation" in info:
+            info["final_observation"] = self._observe(info["final_observation"], state.weights)
+        return (self._observe(obs, state.weights), ScalarizeState(env_state, state.weights),
+                scalar, terminated, truncated, info)
 
 
 def flatten_image_observation(env: Environment, params: Any = None) -> Environment:
