@@ -1,0 +1,1 @@
+"""Multi-objective RL algorithms: C-MORL, preference sets, Envelope Q-learning."""
