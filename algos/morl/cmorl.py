@@ -97,7 +97,7 @@ class Config:
     barrier_t: float = 20.0
     """Log-barrier sharpness t: the barrier is log(slack) / t (traceable)."""
     min_slack: float = 1e-2
-    """Floor of the barrier's slack in return units: a violated constraint weighs 1/(t min_slack)."""
+    """Floor of the barrier's slack (return units): a violated constraint weighs 1/(t min_slack)."""
     archive_size: int = 64
     """Policies the archive keeps (non-dominated first, then by crowding distance)."""
     eval_episodes: int = 4
@@ -298,13 +298,7 @@ def barrier_weights(return_estimate: jax.Array, thresholds: jax.Array, objective
 def _non_dominated(points: jax.Array, valid: jax.Array) -> jax.Array:
     """``(n,)`` bool: valid, dominated by no valid point (maximisation), and the first of any
     identical valid points (so a front counts each return vector once)."""
-    ge = jnp.all(points[:, None, :] >= points[None, :, :], axis=-1)  # [i, j]: i >= j everywhere
-    gt = jnp.any(points[:, None, :] > points[None, :, :], axis=-1)
-    dominated = jnp.any(ge & gt & valid[:, None], axis=0)  # some valid i dominates j
-    index = jnp.arange(points.shape[0])
-    same = ge & ~gt  # identical vectors
-    repeated = jnp.any(same & valid[:, None] & (index[:, None] < index[None, :]), axis=0)
-    return valid & ~dominated & ~repeated
+    return pareto.pareto_mask_jax(jnp.where(valid[:, None], points, -jnp.inf)) & valid
 
 
 def _crowding(points: jax.Array, members: jax.Array) -> jax.Array:
