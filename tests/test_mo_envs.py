@@ -293,6 +293,16 @@ def test_rg_enemy_attack_drawn_both_ways():
         assert float(reward[0]) == (-1.0 if draws[i] < 0.1 else 0.0)
 
 
+def test_rg_params_are_traced_a_vmap_over_the_attack_probability():
+    env, params = made("mo/resource-gathering")
+    _, state = play("mo/resource-gathering", [UP, UP])
+    step = jax.vmap(lambda p: env.step_env(
+        jax.random.key(0), state, jnp.int32(UP), params.replace(enemy_attack_probability=p)))
+    _, _, reward, terminated, _, _ = jax.jit(step)(jnp.array([0.0, 1.0]))
+    np.testing.assert_array_equal(terminated, [False, True])
+    np.testing.assert_array_equal(reward[:, 0], [0.0, -1.0])
+
+
 def test_rg_home_ends_the_episode_even_by_bumping_the_border():
     records, _ = play("mo/resource-gathering", [DOWN])  # from home into the border: home again
     np.testing.assert_array_equal(records[0][0], [4, 2, 0, 0])
