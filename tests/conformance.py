@@ -1,4 +1,5 @@
-"""Shared machinery of the env conformance suite: one compiled rollout per env id.
+"""The env conformance suite: its checks (``check_*``, ``CHECKS``) and their machinery, one
+compiled rollout per env id.
 
 Every registered env runs through ``rollout_data(env_id, short)``, which jit-compiles (once per
 env, cached for the whole test session) a vmapped reset followed by a ``lax.scan`` of random
@@ -24,6 +25,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import jaxrl_suite
 from jaxrl_suite.env.wrappers import AutoReset, CachedAutoReset, EpisodeStats
@@ -157,3 +159,229 @@ def space_contains_batch(space: Any, batch: Any, batch_ndim: int) -> np.ndarray:
     for _ in range(batch_ndim):
         contains = jax.vmap(contains)
     return np.asarray(jax.jit(contains)(jax.tree.map(jnp.asarray, batch)))
+
+
+# --- the checks -----------------------------------------------------------------------------------
+# Each check takes an env id (and ``short``: the rollout with SHORT_EPISODE-step episodes) and
+# raises an AssertionError saying what is wrong. tests/test_conformance.py runs them over the
+# registered ids, tests/test_mo_envs.py over the ``mo/`` ids (in another test process: the
+# conformance process is at the limit of compiled programs where XLA's CPU compiler segfaults).
+def build_or_skip(env_id: str):
+    try:
+        return build(env_id)
+    except OSError as error:  # e.g. MNISTBandit downloads MNIST when constructed
+        pytest.skip(f"{env_id} downloads data when built and this machine is offline: {error}")
+
+
+def data_or_skip(env_id: str, short: bool) -> dict[str, np.ndarray]:
+    build_or_skip(env_id)
+    data = rollout_data(env_id, short)
+    if data is None:
+        pytest.skip(f"{env_id} has no max_steps_in_episode param to shorten episodes with")
+    return data
+
+
+def _done(data: dict[str, np.ndarray]) -> np.ndarray:
+    return data["terminated"] | data["truncated"]
+
+
+def check_spaces_shapes_and_dtypes(env_id: str) -> None:
+    raw, _, _ = build_or_skip(env_id)
+    obs_space = raw.observation_space(raw.default_params)
+    action_space = raw.action_space(raw.default_params)
+    assert isinstance(obs_space, jaxrl_suite.env.spaces.Space)
+    assert isinstance(action_space, jaxrl_suite.env.spaces.Space)
+    for short in (False, True):
+        data = rollout_data(env_id, short)
+        if data is None:
+            continue
+        n, t = NUM_ENVS, NUM_STEPS
+        for name in ("obs0", "obs", "final_observation"):
+            batch_ndim = 1 if name == "obs0" else 2
+            leaves = jax.tree.leaves(data[name])
+            if isinstance(obs_space, jaxrl_suite.env.spaces.Box | jaxrl_suite.env.spaces.Discrete):
+                (leaf,) = leaves
+                assert leaf.shape == (n, t)[:batch_ndim] + tuple(obs_space.shape), name
+                assert leaf.dtype == obs_space.dtype, (name, leaf.dtype, obs_space.dtype)
+            inside = space_contains_batch(obs_space, data[name], batch_ndim)
+            assert inside.all(), f"{name} outside {obs_space} at {np.argwhere(~inside)[:3]}"
+        assert space_contains_batch(action_space, data["action"], 2).all()
+        reward_shape = getattr(raw, "reward_space", None)
+        reward_shape = tuple(reward_shape(raw.default_params).shape) if reward_shape else ()
+        assert data["reward"].shape == (n, t) + reward_shape
+        assert data["reward"].dtype == np.float32
+        assert np.isfinite(data["reward"]).all()
+        for flag in ("terminated", "truncated", "returned_episode"):
+            assert data[flag].shape == (n, t) and data[flag].dtype == np.bool_, flag
+        assert not (data["terminated"] & data["truncated"]).any(), "both flags set on one step"
+
+
+def check_deterministic_given_key(env_id: str) -> None:
+    _, _, rollout = build_or_skip(env_id)
+    raw = build(env_id)[0]
+    first = as_numpy_tree(rollout(jax.random.key(7), raw.default_params))
+    again = as_numpy_tree(rollout(jax.random.key(7), raw.default_params))
+    assert leaves_equal(first, again)
+    # Different keys give different random actions, so the runs must differ somewhere.
+    other = as_numpy_tree(rollout(jax.random.key(8), raw.default_params))
+    assert not leaves_equal(first, other)
+
+
+def check_jit_and_vmap_match_single_eager_steps(env_id: str) -> None:
+    """The first reset and step of env 0 in the vmapped, jitted rollout, redone without vmap."""
+    raw, wrapped, _ = build_or_skip(env_id)
+    params = raw.default_params
+    data = rollout_data(env_id)
+    reset_key, scan_key = jax.random.split(jax.random.split(jax.random.key(0), NUM_ENVS)[0])
+    step_key = jax.random.split(scan_key, NUM_STEPS)[0]
+    action_key, env_key = jax.random.split(step_key)
+    action = jax.tree.map(lambda leaf: np.asarray(leaf[0, 0]), data["action"])
+
+    def first_step(reset_key, env_key, action):
+        obs0, state = wrapped.reset(reset_key, params)
+        obs, _, reward, terminated, truncated, _ = wrapped.step(env_key, state, action, params)
+        return obs0, obs, reward, terminated, truncated
+
+    if env_id.startswith(PHYSICS_PREFIXES):
+        # Compiling another physics step costs 5-20 s per env; the reset alone is checked, and
+        # single physics steps are checked by hand in tests/test_brax_adapter.py.
+        obs0 = jit_fast_compile(lambda key: wrapped.reset(key, params)[0], env_id)(reset_key)
+        assert_trees_close(obs0, jax.tree.map(lambda leaf: leaf[0], data["obs0"]))
+        return
+    first = lambda leaf: leaf[0, 0]  # noqa: E731  (env 0, step 0 of every leaf: obs may be a dict)
+    expected = (jax.tree.map(lambda leaf: leaf[0], data["obs0"]), jax.tree.map(first, data["obs"]),
+                data["reward"][0, 0], data["terminated"][0, 0], data["truncated"][0, 0])
+    assert_trees_close(
+        jit_fast_compile(first_step, env_id)(reset_key, env_key, action), expected
+    )
+    assert_trees_close(first_step(reset_key, env_key, action), expected)  # eager
+
+
+def check_autoreset_final_observation(env_id: str, short: bool) -> None:
+    data = data_or_skip(env_id, short)
+    done = _done(data)
+    if "raw_obs" in data:
+        # What the wrapper reports is what the raw env did from the same state and key.
+        assert_trees_close(data["final_observation"], data["raw_obs"])
+        assert_trees_close(
+            [data["reward"], data["terminated"], data["truncated"]],
+            [data["raw_reward"], data["raw_terminated"], data["raw_truncated"]],
+        )
+    # After an episode ends the next observation is the fresh reset's; otherwise unchanged.
+    pick = lambda mask: lambda leaf: leaf[mask]  # noqa: E731
+    assert_trees_close(jax.tree.map(pick(done), data["obs"]),
+                         jax.tree.map(pick(done), data["reset_obs"]))
+    assert_trees_close(jax.tree.map(pick(~done), data["obs"]),
+                         jax.tree.map(pick(~done), data["final_observation"]))
+    if short:
+        assert done.any(), "short episodes must end within the rollout"
+
+
+def check_episode_stats_and_truncation(env_id: str, short: bool) -> None:
+    data = data_or_skip(env_id, short)
+    raw = build(env_id)[0]
+    params = short_episode_params(raw) if short else raw.default_params
+    limit = getattr(params, "max_steps_in_episode", None)
+    done = _done(data)
+    np.testing.assert_array_equal(data["returned_episode"], done)
+    for env in range(NUM_ENVS):
+        episode_return = np.zeros(data["reward"].shape[2:], np.float64)
+        episode_length = 0
+        for t in range(NUM_STEPS):
+            episode_return += data["reward"][env, t]
+            episode_length += 1
+            np.testing.assert_allclose(
+                data["episode_return"][env, t], episode_return, rtol=1e-5, atol=1e-4
+            )
+            assert data["episode_length"][env, t] == episode_length
+            if limit is not None:
+                assert episode_length <= limit, "episode ran past its limit"
+                at_limit = episode_length == int(limit)
+                # Truncated exactly at the limit unless the MDP terminated there.
+                assert data["truncated"][env, t] == (at_limit and not data["terminated"][env, t])
+            if done[env, t]:
+                episode_return[...] = 0.0
+                episode_length = 0
+
+
+# --- properties over many random rollouts ------------------------------------------------------
+# The checks above on one rollout, repeated on many more random (key, action sequence) examples
+# through the same compiled program (no compile is added: only run time, milliseconds a call).
+# Physics envs run slower per call and take fewer: their families still get thousands each.
+PROPERTY_SEEDS = 48
+PHYSICS_PROPERTY_SEEDS = 4
+
+
+def many_rollouts(env_id: str, short: bool) -> dict[str, np.ndarray] | None:
+    """Rollouts of ``PROPERTY_SEEDS`` keys concatenated along the env axis."""
+    raw, _, rollout = build_or_skip(env_id)
+    params = short_episode_params(raw) if short else raw.default_params
+    if params is None:
+        return None
+    count = PHYSICS_PROPERTY_SEEDS if env_id.startswith(PHYSICS_PREFIXES) else PROPERTY_SEEDS
+    runs = [as_numpy_tree(rollout(jax.random.key(1000 + seed), params))
+            for seed in range(count)]
+    return jax.tree.map(lambda *leaves: np.concatenate(leaves, axis=0), *runs)
+
+
+def check_properties_hold_over_many_random_rollouts(env_id: str) -> None:
+    raw, _, rollout = build_or_skip(env_id)
+    obs_space = raw.observation_space(raw.default_params)
+    action_space = raw.action_space(raw.default_params)
+    examples = 0
+    for short in (False, True):
+        data = many_rollouts(env_id, short)
+        if data is None:
+            continue
+        examples += data["reward"].size
+        for name in ("obs", "final_observation", "reset_obs"):
+            inside = space_contains_batch(obs_space, data[name], 2)
+            assert inside.all(), f"{name} outside {obs_space} at {np.argwhere(~inside)[:3]}"
+        assert space_contains_batch(action_space, data["action"], 2).all()
+        assert np.isfinite(data["reward"]).all(), "a non-finite reward"
+        done = _done(data)
+        assert not (data["terminated"] & data["truncated"]).any(), "both flags set on one step"
+        assert np.array_equal(data["returned_episode"], done), "returned_episode is not done"
+        # AutoReset: a step that ended reports its final observation and continues from a
+        # reset; any other step's next observation is its final one.
+        pick = lambda mask: lambda leaf: leaf[mask]  # noqa: E731
+        assert_trees_close(jax.tree.map(pick(~done), data["obs"]),
+                             jax.tree.map(pick(~done), data["final_observation"]))
+        assert_trees_close(jax.tree.map(pick(done), data["obs"]),
+                             jax.tree.map(pick(done), data["reset_obs"]))
+        limit = (short_episode_params(raw) if short else raw.default_params)
+        limit = getattr(limit, "max_steps_in_episode", None)
+        if limit is not None:
+            lengths = data["episode_length"][done]
+            assert (lengths >= 1).all() and (lengths <= int(limit)).all(), lengths.max()
+    # Determinism given the key, on one of the keys above.
+    first = as_numpy_tree(rollout(jax.random.key(1000), raw.default_params))
+    assert leaves_equal(first, as_numpy_tree(rollout(jax.random.key(1000),
+                                                         raw.default_params)))
+    floor = 2 * NUM_ENVS * NUM_STEPS * PHYSICS_PROPERTY_SEEDS  # 384 per physics env
+    assert examples >= floor, examples
+
+
+# (check, whether it also runs on short episodes), in the order the tests list them.
+CHECKS = (
+    (check_spaces_shapes_and_dtypes, False),
+    (check_deterministic_given_key, False),
+    (check_jit_and_vmap_match_single_eager_steps, False),
+    (check_autoreset_final_observation, True),
+    (check_episode_stats_and_truncation, True),
+    (check_properties_hold_over_many_random_rollouts, False),
+)
+
+
+def check_params() -> list[Any]:
+    """``pytest.param``s of every check (the short-episode ones twice) for one parametrized
+    test: ``check(env_id)`` runs it."""
+    params = []
+    for check, has_short in CHECKS:
+        name = check.__name__.removeprefix("check_")
+        variants = ((False, "default_limit"), (True, "short_episodes")) if has_short else (
+            (None, None),)
+        for short, label in variants:
+            call = check if short is None else functools.partial(check, short=short)
+            params.append(pytest.param(call, id=name if label is None else f"{name}-{label}"))
+    return params

@@ -59,15 +59,21 @@ def front_data(env_id_or_env: Any) -> dict[str, Any]:
     return json.loads(json.dumps(_load(_env_id(env_id_or_env))))  # a copy
 
 
-def pareto_front(env_id_or_env: Any, gamma: float | None = None) -> np.ndarray:
+def pareto_front(env_id_or_env: Any, gamma: float | None = None,
+                 allow_approximate: bool = False) -> np.ndarray:
     """The env's Pareto front, float64 ``(points, num_objectives)``.
 
     ``gamma=None`` (or 1): undiscounted returns; otherwise the discounted front for a gamma
     stored with the env (``front_data(env)["discounted"]``). An env without a shipped front, or a
-    gamma not stored, raises ``ValueError`` naming what there is.
+    gamma not stored, raises ``ValueError`` naming what there is. A front that is only an
+    approximation (``exact`` false: Minecart's, MO-Gymnasium's heuristic) is returned only with
+    ``allow_approximate=True``, so that a metric is never measured against it unknowingly.
     """
     env_id = _env_id(env_id_or_env)
     data = _load(env_id)
+    if not data["exact"] and not allow_approximate:
+        raise ValueError(f"pareto_front: {env_id}'s shipped front is an approximation "
+                         f"({data['source']}); pass allow_approximate=True to use it.")
     if gamma is None or float(gamma) == 1.0:
         return np.asarray(data["undiscounted"], np.float64)
     stored = data.get("discounted", {})
