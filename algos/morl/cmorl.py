@@ -157,9 +157,12 @@ class Hyperparams:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Deep Sea Treasure: 100-step episodes of a 10-column grid; small networks, short rollouts.
-    "deep-sea-treasure": dict(num_preferences=12, init_steps=40_000, extension_rounds=3,
+    # Deep Sea Treasure: 100-step episodes of a 10-column grid; small networks, short rollouts,
+    # a larger entropy bonus. Measured on the concave map (tests/test_morl_learning.py): 10, 10,
+    # 9 and 10 of its 10 Pareto points over seeds 0-3, 4.3M env steps, about 35 s on 2 cores.
+    "deep-sea-treasure": dict(num_preferences=24, init_steps=20_000, extension_rounds=8,
                               extension_steps=20_000, num_envs=8, num_steps=64,
-                              hidden_sizes=(32, 32), entropy_coef=0.02, learning_rate=1e-3),
+                              hidden_sizes=(32, 32), entropy_coef=0.05, learning_rate=1e-3),
     # MuJoCo/Brax locomotion (MO-Hopper-2d, MO-HalfCheetah): C-MORL's PPO settings scaled down.
     "locomotion": dict(num_preferences=6, init_steps=1_000_000, extension_rounds=2,
                        extension_steps=250_000, num_envs=64, num_steps=64,
@@ -375,6 +378,7 @@ class CMORLTrain(Train):
     num_objectives: int = 0
     reference_point: Any = None
     member_policy: Any = None
+    objective_names: Any = None
 
 
 # --- make_train ---------------------------------------------------------------------------------
@@ -442,7 +446,9 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
         front = _non_dominated(archive.returns, archive.valid)
         order = jnp.argsort(-jnp.where(front, _crowding(archive.returns, front), -jnp.inf))
         slot = jnp.arange(num_members)
-        source = order[jnp.minimum(slot // k, selected - 1)]
+        # With fewer front policies than selections, the selections cycle through the front
+        # (a policy extended twice on one objective: two tries with different rollouts).
+        source = order[(slot // k) % jnp.clip(front.sum(), 1, selected)]
         extend = (slot < selected * k) & front[source]
         objective = jnp.where(extend, slot % k, state.objective).astype(jnp.int32)
         chosen = archive.returns[source]  # (M, k)
@@ -513,6 +519,7 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
         default_hparams=Hyperparams.from_config(config), make_policy=make_policy, config=config,
         num_objectives=k, reference_point=reference_point,
         member_policy=learner_train.make_policy,
+        objective_names=getattr(env.unwrapped, "objective_names", None),
     )
     return train
 
@@ -565,12 +572,14 @@ def write_outputs(run_dir: Path, train: Train, states: CMORLState) -> dict[str, 
         metrics = pareto.front_metrics(front, train.reference_point, weights, true_front)
         seeds.append({"front": front.tolist(), "metrics": metrics})
         pareto.write_front(run_dir / (f"front_seed{seed}" if num_seeds > 1 else "front"), front,
-                           extra={"metrics": metrics, "reference_point":
-                                  train.reference_point.tolist(), "env": env_id})
+                           names=train.objective_names,
+                           extra={"metrics": metrics, "env": env_id,
+                                  "reference_point": train.reference_point.tolist()})
     fronts = [np.asarray(s["front"]) for s in seeds]
     pareto.plot_front(np.concatenate(fronts) if fronts else np.zeros((0, k)),
                       run_dir / "front.png", true_front=true_front,
-                      reference_point=train.reference_point)
+                      reference_point=train.reference_point,
+                      objective_names=train.objective_names)
     return {"seeds": seeds}
 
 

@@ -138,6 +138,12 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
             "pushes down out-of-data action values"),
     "rebrac": ("jaxrl_suite.algos.offline.rebrac", "Offline: ReBRAC; TD3+BC with BC in the "
                "critic target, layer norm, large batches"),
+    "cmorl": ("jaxrl_suite.algos.morl.cmorl", "Multi-objective: C-MORL, a Pareto front by "
+              "preference-vmapped PPO and constrained extension (IPO log-barrier) in one "
+              "program"),
+    "preference_set": ("jaxrl_suite.algos.morl.preference_set", "Multi-objective: PPO or SAC "
+                       "vmapped over a preference weight set (--learner), or one "
+                       "preference-conditioned agent (--conditioned)"),
     "lpg": ("jaxrl_suite.meta.lpg", "Meta-learning: LPG, a learned policy-gradient objective "
             "meta-trained on level envs; GROOVE's curricula (--curriculum plr --score "
             "alg_regret); `jaxrl meta eval` tests it"),
