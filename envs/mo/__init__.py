@@ -1,0 +1,1 @@
+"""Multi-objective environments (vector rewards, DESIGN.md section 5)."""
