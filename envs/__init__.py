@@ -8,6 +8,7 @@ from jaxrl_suite.env.registry import register
 from jaxrl_suite.envs.brax import BRAX_ENV_NAMES, MJX_ENV_NAMES
 from jaxrl_suite.envs.gymnax import PREFIX as _GYMNAX_PREFIX
 from jaxrl_suite.envs.gymnax import gymnax_env_ids
+from jaxrl_suite.envs.mo.brax import register_mo_brax
 
 MAZE_IDS = {
     "maze": ({}, "13x13 maze, 25 random walls, 5x5 egocentric view (JaxUED / DCD papers)"),
@@ -66,6 +67,7 @@ def _register_builtin_envs() -> None:
     for mo_id, (entry, kwargs, description) in MO_IDS.items():
         register(mo_id, f"jaxrl_suite.envs.mo:{entry}", kwargs=kwargs, description=description,
                  overwrite=True)
+    register_mo_brax()  # mo/brax-<task>: Brax locomotion with MO-Gymnasium's objectives
     for maze_id, (kwargs, description) in MAZE_IDS.items():
         register(maze_id, "jaxrl_suite.envs.maze:Maze", kwargs=kwargs, description=description,
                  overwrite=True, render="jaxrl_suite.envs.maze.render:render_request")
