@@ -250,7 +250,10 @@ class BraxEnv(Environment):
         self, key: jax.Array, state: BraxState, action: jax.Array, params: BraxParams
     ) -> StepOutput:
         del key  # Brax dynamics are deterministic
-        brax_state = self.brax_env_under(params).step(state.brax_state, action)
+        # Brax's step updates the metrics dict of the state it is given in place: a copy keeps
+        # the caller's state unchanged (under a trace, a changed input would leak tracers).
+        given = state.brax_state.replace(metrics=dict(state.brax_state.metrics))
+        brax_state = self.brax_env_under(params).step(given, action)
         time = state.time + 1
         terminated = brax_state.done > 0.5
         truncated = jnp.logical_and(time >= params.max_steps_in_episode, ~terminated)

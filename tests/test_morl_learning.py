@@ -38,9 +38,14 @@ def test_cmorl_finds_nine_of_the_ten_pareto_points_of_concave_deep_sea_treasure(
     saved = json.loads((run_dir / "front.json").read_text())
     np.testing.assert_allclose(np.asarray(saved["points"]), found)
     metrics = saved["metadata"]["metrics"]
-    assert metrics["cardinality"] == len(found)
+    assert metrics["cardinality"] == len(found) and metrics["igd"] < 1.0
     assert metrics["hypervolume"] >= 0.95 * pareto.hypervolume(true_front, [0.0, -25.0])
     assert (run_dir / "front.png").stat().st_size > 0 and (run_dir / "front.csv").exists()
+    # The same policies' discounted returns (gamma 0.99) against the shipped discounted front.
+    discounted = json.loads((run_dir / "front_discounted.json").read_text())
+    assert discounted["metadata"]["discount"] == 0.99
+    assert discounted["metadata"]["metrics"]["cardinality"] >= 9
+    assert discounted["metadata"]["metrics"]["igd"] < 1.0
     curve = result.metrics["hypervolume"][:, 0]
     assert curve[-1] >= curve[result.metrics["hypervolume"].shape[0] // 3]  # never lost
 

@@ -379,6 +379,7 @@ class CMORLTrain(Train):
     reference_point: Any = None
     member_policy: Any = None
     objective_names: Any = None
+    evaluate_archive: Any = None  # (state, key, discount) -> (A, k) returns of its policies
 
 
 # --- make_train ---------------------------------------------------------------------------------
@@ -513,6 +514,20 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
         """The policy of the archive's front best for equal preference weights."""
         return policy_for_preference(train, state, jnp.full(k, 1.0 / k))
 
+    def evaluate_archive(state: CMORLState, key: jax.Array, discount: float) -> jax.Array:
+        """Mean discounted returns ``(A, k)`` of every archived policy (``config.eval_episodes``
+        deterministic episodes each; NaN rows where the archive slot is empty)."""
+        template = learner_train.make_policy(jax.tree.map(lambda x: x[0], state.members))
+
+        def one(policy_params, member_key):
+            out = evaluate(template.replace(params=policy_params), eval_env, env_params,
+                           member_key, config.eval_episodes, max_steps=limit, discount=discount)
+            return out.get("discounted_return", out["episode_return"]).mean(axis=0)
+
+        size = state.archive.returns.shape[0]
+        returns = jax.jit(jax.vmap(one))(state.archive.policies, jax.random.split(key, size))
+        return jnp.where(state.archive.valid[:, None], returns, jnp.nan)
+
     train = CMORLTrain(
         init=init, update=update, num_updates=num_updates,
         env_steps_per_update=batch * num_members,
@@ -520,6 +535,7 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
         num_objectives=k, reference_point=reference_point,
         member_policy=learner_train.make_policy,
         objective_names=getattr(env.unwrapped, "objective_names", None),
+        evaluate_archive=evaluate_archive,
     )
     return train
 
@@ -553,43 +569,56 @@ def policy_for_preference(train: Train, state: CMORLState, weights: Any) -> Poli
 
 
 # --- outputs ------------------------------------------------------------------------------------
-def write_outputs(run_dir: Path, train: Train, states: CMORLState) -> dict[str, Any]:
-    """``front.csv``, ``front.json`` and ``front.png``: each seed's archive front and its
-    metrics (hypervolume at the reference point, expected utility over equally spaced weights,
-    sparsity, cardinality; MUL and IGD where the env ships its true front)."""
+def write_outputs(run_dir: Path, train: CMORLTrain, states: CMORLState) -> dict[str, Any]:
+    """``front.csv``, ``front.json`` and ``front.png``: each seed's archive front (undiscounted
+    returns, as the archive keeps them) and its metrics (hypervolume at the reference point,
+    expected utility over equally spaced weights, sparsity, cardinality; MUL and IGD where the
+    env ships its true front); ``front_discounted.*`` the same for the archive's policies
+    re-evaluated with the discount ``gamma`` (against the env's discounted front where shipped).
+    """
     run_dir = Path(run_dir)
     k = train.num_objectives
+    gamma = float(train.config.gamma)
     weights = pareto.equally_spaced_weights(k, 100 if k == 2 else 10)
     num_seeds = jax.tree.leaves(states)[0].shape[0]
     env_id = None
-    record = run_dir / "run.json"
+    record = run_dir / "config.json"  # the harness's record of the run: its options name the env
     if record.exists():
         env_id = json.loads(record.read_text()).get("options", {}).get("env")
-    true_front = _true_front(env_id)
+    true_fronts = {"": _true_front(env_id), "_discounted": _true_front(env_id, gamma)}
     seeds = []
     for seed in range(num_seeds):
-        front = archive_front(jax.tree.map(lambda x, s=seed: x[s], states))
-        metrics = pareto.front_metrics(front, train.reference_point, weights, true_front)
-        seeds.append({"front": front.tolist(), "metrics": metrics})
-        pareto.write_front(run_dir / (f"front_seed{seed}" if num_seeds > 1 else "front"), front,
-                           names=train.objective_names,
-                           extra={"metrics": metrics, "env": env_id,
-                                  "reference_point": train.reference_point.tolist()})
-    fronts = [np.asarray(s["front"]) for s in seeds]
-    pareto.plot_front(np.concatenate(fronts) if fronts else np.zeros((0, k)),
-                      run_dir / "front.png", true_front=true_front,
+        state = jax.tree.map(lambda x, s=seed: x[s], states)
+        discounted = np.asarray(train.evaluate_archive(state, jax.random.key(seed), gamma))
+        fronts = {"": archive_front(state),
+                  "_discounted": pareto.pareto_front(discounted[~np.isnan(discounted[:, 0])])}
+        entry = {}
+        for suffix, front in fronts.items():
+            metrics = pareto.front_metrics(front, train.reference_point, weights,
+                                           true_fronts[suffix])
+            entry[f"front{suffix}"] = front.tolist()
+            entry[f"metrics{suffix}"] = metrics
+            name = f"front{suffix}" + (f"_seed{seed}" if num_seeds > 1 else "")
+            pareto.write_front(run_dir / name, front, names=train.objective_names,
+                               extra={"metrics": metrics, "env": env_id,
+                                      "discount": gamma if suffix else 1.0,
+                                      "reference_point": train.reference_point.tolist()})
+        seeds.append(entry)
+    pareto.plot_front(np.concatenate([np.asarray(s["front"]) for s in seeds]),
+                      run_dir / "front.png", true_front=true_fronts[""],
                       reference_point=train.reference_point,
                       objective_names=train.objective_names)
     return {"seeds": seeds}
 
 
-def _true_front(env_id: str | None) -> np.ndarray | None:
+def _true_front(env_id: str | None, gamma: float | None = None) -> np.ndarray | None:
+    """The env's shipped front (for ``gamma``), or None where none ships."""
     if env_id is None:
         return None
     try:
-        from jaxrl_suite.envs.mo import pareto_front
-        return pareto_front(env_id)
-    except (ImportError, KeyError, ValueError):
+        from jaxrl_suite.envs.mo import has_front, pareto_front
+        return pareto_front(env_id, gamma) if has_front(env_id) else None
+    except ValueError:  # no front for this gamma, or only an approximate one
         return None
 
 

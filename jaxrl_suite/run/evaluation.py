@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxrl_suite.env import wrappers
 from jaxrl_suite.env.environment import Environment
 
 __all__ = ["Policy", "evaluate"]
@@ -57,6 +58,7 @@ def evaluate(
     *,
     deterministic: bool = True,
     max_steps: int | None = None,
+    discount: float = 1.0,
 ) -> dict[str, jax.Array]:
     """Run ``num_episodes`` episodes in parallel and return their undiscounted returns.
 
@@ -64,22 +66,32 @@ def evaluate(
     ``max_steps`` (default ``env_params.max_steps_in_episode``) and only the steps up to its first
     ``terminated | truncated`` count. Returns ``{"episode_return": (num_episodes,) float32,
     "episode_length": (num_episodes,) int32}``; multi-objective rewards give
-    ``(num_episodes, num_objectives)`` returns. Jitted; call it under ``vmap`` for many policies.
+    ``(num_episodes, num_objectives)`` returns. With ``discount < 1`` also
+    ``"discounted_return"``, ``sum_t discount**t r_{t+1}`` (the first reward undiscounted: the
+    return an agent with that discount maximises from the start state; multi-objective fronts
+    are reported both ways). Jitted; call it under ``vmap`` for many policies.
     """
     if not isinstance(num_episodes, int) or num_episodes <= 0:
         raise ValueError(f"num_episodes must be a positive integer; got {num_episodes!r}.")
+    if not 0.0 < float(discount) <= 1.0:
+        raise ValueError(f"discount must be in (0, 1]; got {discount!r}.")
     limit = _episode_limit(env, env_params, max_steps)
-    return _evaluate(policy, env, env_params, key, num_episodes, deterministic, limit)
+    out = _evaluate(policy, env, env_params, key, num_episodes, deterministic, limit,
+                    float(discount))
+    if discount == 1.0:
+        del out["discounted_return"]
+    return out
 
 
-@partial(jax.jit, static_argnums=(1, 4, 5, 6))
-def _evaluate(policy, env, env_params, key, num_episodes, deterministic, limit):
+@partial(jax.jit, static_argnums=(1, 4, 5, 6, 7))
+def _evaluate(policy, env, env_params, key, num_episodes, deterministic, limit, discount):
     def one_episode(episode_key):
         reset_key, loop_key = jax.random.split(episode_key)
         obs, state = env.reset(reset_key, env_params)
 
         def step(carry, step_key):
-            obs, state, policy_carry, episode_start, running, episode_return, length = carry
+            (obs, state, policy_carry, episode_start, running, episode_return, length,
+             discounted, weight) = carry
             act_key, env_key = jax.random.split(step_key)
             action, policy_carry = policy.act(
                 policy.params, act_key, obs, policy_carry, episode_start, deterministic
@@ -90,18 +102,20 @@ def _evaluate(policy, env, env_params, key, num_episodes, deterministic, limit):
             reward = jnp.asarray(reward, jnp.float32)
             mask = running.reshape(running.shape + (1,) * (reward.ndim - running.ndim))
             episode_return = episode_return + jnp.where(mask, reward, 0.0)
+            discounted = discounted + jnp.where(mask, weight * reward, 0.0)
             length = length + running.astype(jnp.int32)
             running = running & ~(terminated | truncated)
             return (obs, state, policy_carry, jnp.bool_(False), running, episode_return,
-                    length), None
+                    length, discounted, weight * discount), None
 
-        reward_shape = jax.eval_shape(
-            lambda: env.step(reset_key, state, env.action_space(env_params).sample(reset_key),
-                             env_params)[2]
-        ).shape
+        # From the reward space, not by tracing a step: a traced step may write into the
+        # state it is given (Brax updates its metrics dict in place), which would leak tracers.
+        reward_shape = wrappers.reward_shape(env, env_params)
         carry = (obs, state, policy.initial_carry, jnp.bool_(True), jnp.bool_(True),
-                 jnp.zeros(reward_shape, jnp.float32), jnp.int32(0))
+                 jnp.zeros(reward_shape, jnp.float32), jnp.int32(0),
+                 jnp.zeros(reward_shape, jnp.float32), jnp.float32(1.0))
         carry, _ = jax.lax.scan(step, carry, jax.random.split(loop_key, limit))
-        return {"episode_return": carry[5], "episode_length": carry[6]}
+        return {"episode_return": carry[5], "episode_length": carry[6],
+                "discounted_return": carry[7]}
 
     return jax.vmap(one_episode)(jax.random.split(key, num_episodes))
