@@ -562,7 +562,7 @@ def write_outputs(run_dir: Path, train: Train, states: CMORLState) -> dict[str, 
     weights = pareto.equally_spaced_weights(k, 100 if k == 2 else 10)
     num_seeds = jax.tree.leaves(states)[0].shape[0]
     env_id = None
-    record = run_dir / "run.json"
+    record = run_dir / "config.json"  # the harness's record of the run, options among it
     if record.exists():
         env_id = json.loads(record.read_text()).get("options", {}).get("env")
     true_front = _true_front(env_id)

@@ -249,7 +249,7 @@ def write_outputs(run_dir: Path, train: PreferenceSetTrain, states: Any) -> dict
     k = train.weights.shape[1]
     num_seeds = jax.tree.leaves(states)[0].shape[0]
     env_id = None
-    record = run_dir / "run.json"
+    record = run_dir / "config.json"  # the harness's record of the run, options among it
     if record.exists():
         env_id = json.loads(record.read_text()).get("options", {}).get("env")
     out = []
