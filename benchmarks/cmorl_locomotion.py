@@ -29,7 +29,7 @@ def run(env_id: str, args: argparse.Namespace) -> dict:
     config = cmorl.preset_config(
         "locomotion", num_preferences=args.preferences, init_steps=args.init_steps,
         extension_rounds=args.rounds, extension_steps=args.extension_steps,
-        num_envs=args.num_envs, num_steps=args.num_steps, eval_episodes=args.eval_episodes)
+        num_envs=args.num_envs, num_steps=args.num_steps, front_episodes=args.eval_episodes)
     run_dir = args.out / env_id.replace("/", "_")
     options = RunOptions(env=env_id, run_dir=str(run_dir), eval_episodes=0, console=True,
                          seed=args.seed, tensorboard=False)

@@ -132,7 +132,7 @@ def test_vmap_over_seeds_equals_separate_runs():
 
 @pytest.mark.parametrize("change, words", [
     (dict(beta=1.5), "beta must be in"), (dict(reference_point=(0.0,)), "must have 2 values"),
-    (dict(num_selected=3), "needs 6 member slots"), (dict(eval_episodes=0), "eval_episodes"),
+    (dict(num_selected=3), "needs 6 member slots"), (dict(front_episodes=0), "front_episodes"),
 ])
 def test_bad_settings_are_refused_in_plain_words(change, words):
     env = TwoArmEnv()

@@ -42,10 +42,13 @@ SIZE_OVERRIDES = {
     "meta": lambda config: dict(
         population_size=2, num_envs=2, rollout_steps=4, inner_updates=1, lifetime=2,
         gru_width=8, meta_steps=1, buffer_size=4, eval_steps=4),
+    "morl": lambda config: dict(
+        num_preferences=4, num_envs=2, num_steps=8, num_minibatches=2, update_epochs=1,
+        init_steps=16, extension_rounds=1, extension_steps=16, front_episodes=1),
 }
 OFF_POLICY = {"dqn", "sac", "td3"}
 # Presets whose env is a Brax/MJX physics simulation: compiled, they take minutes on 2 cores.
-PHYSICS_BACKENDS = ("brax/", "mjx/")
+PHYSICS_BACKENDS = ("brax/", "mjx/", "mo/brax-")
 
 
 def kind_of(name: str) -> str:
@@ -57,6 +60,8 @@ def kind_of(name: str) -> str:
         return "ued"
     if name == "lpg":
         return "meta"
+    if name == "cmorl":
+        return "morl"
     return "offline"
 
 

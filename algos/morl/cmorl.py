@@ -22,7 +22,7 @@ objective):
    barrier's slack floored at ``min_slack`` (a violated constraint gets the largest weight).
 
 Every member (a policy and its PPO state) is one slice of a ``vmap``; at each stage boundary,
-inside the same program (a ``lax.cond``), all members are evaluated (``eval_episodes``
+inside the same program (a ``lax.cond``), all members are evaluated (``front_episodes``
 deterministic episodes, undiscounted returns), merged into a fixed-size archive (Pareto
 filtering and crowding distance in ``jnp``), and the selection re-seeds the members: the
 archive lives on the device and nothing returns to the host between stages. A seed of the
@@ -100,7 +100,7 @@ class Config:
     """Floor of the barrier's slack (return units): a violated constraint weighs 1/(t min_slack)."""
     archive_size: int = 64
     """Policies the archive keeps (non-dominated first, then by crowding distance)."""
-    eval_episodes: int = 4
+    front_episodes: int = 4
     """Deterministic evaluation episodes per policy at each stage boundary."""
     reference_point: tuple[float, ...] = ()
     """Hypervolume reference point; empty: the env's own (env.reference_point)."""
@@ -211,7 +211,7 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
         raise TypeError(f"config must be a cmorl.Config; got {type(config).__name__}.")
     require_finite_numbers(config)
     require_positive_ints(config, "num_preferences", "init_steps", "extension_steps",
-                          "archive_size", "eval_episodes", "num_envs", "num_steps")
+                          "archive_size", "front_episodes", "num_envs", "num_steps")
     require_positive(config, "barrier_t", "min_slack")
     if not 0.0 < config.beta <= 1.0:
         raise ValueError(f"C-MORL: beta must be in (0, 1]; got {config.beta}.")
@@ -433,7 +433,7 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
         """Mean undiscounted return ``(M, k)`` of each member's deterministic policy."""
         def one(state, member_key):
             returns = evaluate(learner_train.make_policy(state), eval_env, env_params, member_key,
-                               config.eval_episodes, deterministic=True,
+                               config.front_episodes, deterministic=True,
                                max_steps=limit)["episode_return"]
             return returns.mean(axis=0)
 
@@ -515,13 +515,13 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
         return policy_for_preference(train, state, jnp.full(k, 1.0 / k))
 
     def evaluate_archive(state: CMORLState, key: jax.Array, discount: float) -> jax.Array:
-        """Mean discounted returns ``(A, k)`` of every archived policy (``config.eval_episodes``
+        """Mean discounted returns ``(A, k)`` of every archived policy (``config.front_episodes``
         deterministic episodes each; NaN rows where the archive slot is empty)."""
         template = learner_train.make_policy(jax.tree.map(lambda x: x[0], state.members))
 
         def one(policy_params, member_key):
             out = evaluate(template.replace(params=policy_params), eval_env, env_params,
-                           member_key, config.eval_episodes, max_steps=limit, discount=discount)
+                           member_key, config.front_episodes, max_steps=limit, discount=discount)
             return out.get("discounted_return", out["episode_return"]).mean(axis=0)
 
         size = state.archive.returns.shape[0]

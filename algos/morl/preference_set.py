@@ -61,7 +61,7 @@ class Config:
     agent per preference."""
     total_steps: int = 0
     """Env steps per preference (conditioned: of the one agent); 0: the learner's preset."""
-    eval_episodes: int = 4
+    front_episodes: int = 4
     """Deterministic evaluation episodes per preference for the front."""
     reference_point: tuple[float, ...] = ()
     """Hypervolume reference point; empty: the env's own (env.reference_point)."""
@@ -107,7 +107,7 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
     if config.learner not in LEARNERS:
         raise ValueError(f"preference_set: learner must be one of {', '.join(LEARNERS)}; got "
                          f"{config.learner!r}.")
-    require_positive_ints(config, "num_preferences", "eval_episodes")
+    require_positive_ints(config, "num_preferences", "front_episodes")
     if config.total_steps < 0:
         raise ValueError(f"preference_set: total_steps must be >= 0; got {config.total_steps}.")
     k = preferences.num_objectives_of(env, env_params, "preference_set")
@@ -224,7 +224,7 @@ def evaluate_front(train: PreferenceSetTrain, state: Any, key: jax.Array,
                    num_episodes: int | None = None) -> jax.Array:
     """Mean undiscounted returns ``(P, k)`` of the set's policies on ``num_episodes`` (default
     the config's) deterministic episodes each, one per preference of ``train.weights``."""
-    episodes = num_episodes or train.config.eval_episodes
+    episodes = num_episodes or train.config.front_episodes
     env_params = getattr(state, "env_params", None)
     del env_params  # the raw env's default params: the set is evaluated on the env it names
     params = train.evaluation_env.default_params
