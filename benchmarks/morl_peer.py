@@ -311,10 +311,14 @@ def time_to_thresholds(trace: list[dict], thresholds: Sequence[float]) -> list[d
     """For each threshold, the first trace point whose hypervolume reaches it (else nulls)."""
     out = []
     for threshold in thresholds:
-        hit = next((p for p in trace if p["hypervolume"] >= threshold - 1e-9), None)
+        # a relative tolerance: the returns are float32 sums (DST's full front is 401.8 or
+        # 401.79999 depending on the order of the additions)
+        floor = threshold - 1e-6 * max(1.0, abs(threshold))
+        hit = next((p for p in trace if p["hypervolume"] >= floor), None)
         out.append({"hypervolume": threshold,
                     "env_steps": hit["env_steps"] if hit else None,
-                    "wall_time_s": hit["wall_time_s"] if hit else None})
+                    "wall_time_s": hit["wall_time_s"] if hit else None,
+                    "cpu_time_s": hit.get("cpu_time_s") if hit else None})
     return out
 
 
@@ -375,9 +379,43 @@ def run(algo: str, env_id: str, steps: int, seed: int = 0, eval_every: int = 100
         clock["cpu_eval"] += time.process_time() - cpu_begin
         if partial_out:  # what a run cut short by a timeout still leaves behind
             with open(partial_out, "w") as handle:
-                json.dump({"algo": algo, "env": env_id, "partial": True, "trace": trace}, handle)
+                json.dump(summary(partial=True), handle)
         print(f"[morl_peer] {algo} {env_id} step {step}: hv {hv:.3f} eu {eu:.3f} "
               f"wall {wall:.1f}s", file=sys.stderr, flush=True)
+
+    def summary(partial: bool) -> dict:
+        """The result (``partial``: so far, from an evaluation during training)."""
+        now = time.perf_counter()
+        return {
+            "algo": algo,
+            "env": env_id,
+            "partial": partial,
+            "versions": versions(),
+            "config": {
+                "steps": steps, "env_steps_taken": env.steps, "seed": seed,
+                "eval_every": eval_every, "eval_weights": eval_weights,
+                "eval_episodes": episodes, "eu_weights": 50, "ref_point": ref.tolist(),
+                "gamma": gamma, "known_front_hypervolume": known_front_hv,
+                "agent": _jsonable(agent.get_config()),
+                "train_kwargs": _jsonable(train_kwargs),
+                "overrides": _jsonable(overrides or {}),
+            },
+            "trace": trace,
+            # training time less evaluations (so far, when partial)
+            "train_wall_time_s": round(clock.get("train_wall", trace[-1]["wall_time_s"]), 4),
+            "train_cpu_time_s": round(clock.get("train_cpu", trace[-1]["cpu_time_s"]), 4),
+            "eval_time_s": round(clock["eval"], 4),
+            "setup_s": round(setup_s, 4),
+            "elapsed_s": round(now - t_setup, 4),
+            "final_hypervolume": trace[-1]["hypervolume"],
+            "max_hypervolume": max(p["hypervolume"] for p in trace),
+            "time_to_threshold": time_to_thresholds(trace, thresholds),
+            "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            # 1-minute load averages: other jobs on a shared machine slow the wall clock down
+            "loadavg_start": round(load_start[0], 2),
+            "loadavg_now": round(os.getloadavg()[0], 2),
+        }
 
     env = EvalEveryWrapper(base_env, eval_every, on_eval)
     agent = make_agent(algo, env, gamma, seed, overrides or {})
@@ -398,37 +436,9 @@ def run(algo: str, env_id: str, steps: int, seed: int = 0, eval_every: int = 100
     if not trace or trace[-1]["env_steps"] != env.steps:  # always end on a final evaluation
         env.pending = env.steps
         env.flush()
-    train_wall = end - clock["start"] - eval_during_train
-    train_cpu = cpu_end - clock["cpu_start"] - cpu_eval_during_train
-
-    return {
-        "algo": algo,
-        "env": env_id,
-        "versions": versions(),
-        "config": {
-            "steps": steps, "env_steps_taken": env.steps, "seed": seed,
-            "eval_every": eval_every, "eval_weights": eval_weights, "eval_episodes": episodes,
-            "eu_weights": 50, "ref_point": ref.tolist(), "gamma": gamma,
-            "known_front_hypervolume": known_front_hv,
-            "agent": _jsonable(agent.get_config()),
-            "train_kwargs": _jsonable(train_kwargs),
-            "overrides": _jsonable(overrides or {}),
-        },
-        "trace": trace,
-        "train_wall_time_s": round(train_wall, 4),
-        "train_cpu_time_s": round(train_cpu, 4),
-        "eval_time_s": round(clock["eval"], 4),
-        "setup_s": round(setup_s, 4),
-        "elapsed_s": round(time.perf_counter() - t_setup, 4),
-        "final_hypervolume": trace[-1]["hypervolume"] if trace else None,
-        "max_hypervolume": max((p["hypervolume"] for p in trace), default=None),
-        "time_to_threshold": time_to_thresholds(trace, thresholds),
-        "torch_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        # 1-minute load averages: other jobs on a shared machine slow the wall clock down
-        "loadavg_start": round(load_start[0], 2),
-        "loadavg_end": round(os.getloadavg()[0], 2),
-    }
+    clock["train_wall"] = end - clock["start"] - eval_during_train
+    clock["train_cpu"] = cpu_end - clock["cpu_start"] - cpu_eval_during_train
+    return summary(partial=False)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
