@@ -110,10 +110,13 @@ ALGOS: dict[str, dict[str, Any]] = {
         "final_homotopy_lambda": 1.0, "homotopy_decay_steps": 10000, "learning_starts": 100,
         "envelope": True, "gradient_updates": 1, "target_net_update_freq": 1000, "tau": 1,
     },
-    # examples/gpi_pd_minecart.py run as GPI-LS (its gpi_pd=False: no PER, no Dyna model).
-    # gradient_updates is that example's command-line argument ``g`` (no default there; the
-    # class default is 20): 1 here, like Envelope's, so both peers take one update per step;
-    # --set gradient_updates=20 gives the class default.
+    # examples/gpi_pd_minecart.py run as GPI-LS (morl-baselines' GPILS class: no Dyna model).
+    # That example sets per=gpi_pd, i.e. per=False for GPI-LS, but in morl-baselines 1.3.0
+    # (and its main branch of July 2026) GPIPD.update unpacks 5 values from the plain replay
+    # buffer's 6 and fails; per=True is GPILS's class default and works. gradient_updates is
+    # the example's command-line argument ``g`` (no default there; the class default is 20,
+    # and it only applies after dynamics_rollout_starts=5000 steps): 1 here, like Envelope's,
+    # so both peers take one update per step; --set gradient_updates=20 gives the default.
     "gpi_ls": {
         "num_nets": 2, "max_grad_norm": None, "learning_rate": 3e-4, "batch_size": 128,
         "net_arch": [256, 256, 256, 256], "buffer_size": int(2e5), "initial_epsilon": 1.0,
