@@ -608,6 +608,10 @@ def write_outputs(run_dir: Path, train: CMORLTrain, states: CMORLState) -> dict[
                       run_dir / "front.png", true_front=true_fronts[""],
                       reference_point=train.reference_point,
                       objective_names=train.objective_names)
+    pareto.plot_front(np.concatenate([np.asarray(s["front_discounted"]) for s in seeds]),
+                      run_dir / "front_discounted.png", true_front=true_fronts["_discounted"],
+                      reference_point=train.reference_point,
+                      objective_names=train.objective_names)
     return {"seeds": seeds}
 
 
