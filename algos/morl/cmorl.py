@@ -37,7 +37,6 @@ and ``front.png``. ``policy_for_preference`` picks the archive policy for an uns
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,13 +47,9 @@ import numpy as np
 from flax import struct
 
 from jaxrl_suite.algos import ppo
+from jaxrl_suite.algos.morl.preference_set import preference_weights
 from jaxrl_suite.env.environment import Environment
-from jaxrl_suite.env.wrappers import (
-    AutoReset,
-    CachedAutoReset,
-    EpisodeStats,
-    NormalizeObservationState,
-)
+from jaxrl_suite.env.wrappers import NormalizeObservationState, without_auto_reset
 from jaxrl_suite.learn import preferences
 from jaxrl_suite.learn.objectives import ObjectiveInputs, clipped_surrogate
 from jaxrl_suite.run import pareto
@@ -65,10 +60,11 @@ from jaxrl_suite.run.configs import (
     require_positive_ints,
 )
 from jaxrl_suite.run.evaluation import Policy, evaluate
+from jaxrl_suite.run.folder import load_run
 from jaxrl_suite.run.training import Train
 
 __all__ = ["ALGORITHM", "Archive", "CMORLState", "Config", "Hyperparams", "PRESETS",
-           "archive_front", "make_train", "policy_for_preference", "preference_grid",
+           "archive_front", "make_train", "policy_for_preference",
            "validate", "write_outputs"]
 
 
@@ -233,15 +229,6 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
     ppo.validate(member_config(config), env, env_params)
 
 
-def preference_grid(num_objectives: int, count: int) -> np.ndarray:
-    """``count`` preference weights ``(count, num_objectives)`` on the simplex, evenly spread:
-    ``linspace`` for two objectives, Riesz s-energy directions for more."""
-    if num_objectives == 2:
-        first = np.linspace(0.0, 1.0, count)
-        return np.stack([first, 1.0 - first], axis=1).astype(np.float32)
-    return pareto.riesz_energy_weights(num_objectives, count, seed=0).astype(np.float32)
-
-
 # --- state --------------------------------------------------------------------------------------
 @struct.dataclass
 class Archive:
@@ -362,13 +349,6 @@ def _with_observation_stats(env_state: Any, stats: Any) -> Any:
                         is_leaf=lambda node: isinstance(node, NormalizeObservationState))
 
 
-def _evaluation_env(env: Environment) -> Environment:
-    """``env`` without the auto-reset and episode-statistics wrappers (evaluation steps whole
-    episodes itself)."""
-    while isinstance(env, (EpisodeStats, AutoReset, CachedAutoReset)):
-        env = env._env
-    return env
-
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class CMORLTrain(Train):
@@ -401,9 +381,9 @@ def make_train(config: Config, env: Environment, env_params: Any) -> Train:
     init_updates = max(1, config.init_steps // batch)
     extension_updates = max(1, config.extension_steps // batch)
     num_updates = init_updates + config.extension_rounds * extension_updates
-    weights = jnp.asarray(preference_grid(k, num_members))
+    weights = jnp.asarray(preference_weights(k, num_members))
     reference_point = reference_point_of(config, env, k)
-    eval_env = _evaluation_env(env)
+    eval_env = without_auto_reset(env)
     limit = int(getattr(env_params, "max_steps_in_episode", 1000))
     min_slack = float(config.min_slack)
 
@@ -581,10 +561,7 @@ def write_outputs(run_dir: Path, train: CMORLTrain, states: CMORLState) -> dict[
     gamma = float(train.config.gamma)
     weights = pareto.equally_spaced_weights(k, 100 if k == 2 else 10)
     num_seeds = jax.tree.leaves(states)[0].shape[0]
-    env_id = None
-    record = run_dir / "config.json"  # the harness's record of the run: its options name the env
-    if record.exists():
-        env_id = json.loads(record.read_text()).get("options", {}).get("env")
+    env_id = load_run(run_dir)[2].env if (run_dir / "config.json").exists() else None
     true_fronts = {"": _true_front(env_id), "_discounted": _true_front(env_id, gamma)}
     seeds = []
     for seed in range(num_seeds):

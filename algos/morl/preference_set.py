@@ -21,7 +21,6 @@ per preference, deterministic episodes); the run folder gets ``front.csv`` / ``f
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,12 +32,13 @@ from flax import struct
 
 from jaxrl_suite.algos import ppo, sac
 from jaxrl_suite.env.environment import Environment
-from jaxrl_suite.env.wrappers import AutoReset, CachedAutoReset, EpisodeStats, Scalarize
+from jaxrl_suite.env.wrappers import Scalarize, without_auto_reset
 from jaxrl_suite.learn import preferences
 from jaxrl_suite.run import pareto
 from jaxrl_suite.run.algorithms import AlgorithmSpec
 from jaxrl_suite.run.configs import require_positive_ints
 from jaxrl_suite.run.evaluation import Policy, evaluate
+from jaxrl_suite.run.folder import load_run
 from jaxrl_suite.run.training import Train
 
 __all__ = ["ALGORITHM", "Config", "LEARNERS", "PreferenceSetTrain", "evaluate_front",
@@ -94,11 +94,6 @@ def preference_weights(num_objectives: int, count: int) -> np.ndarray:
     return pareto.riesz_energy_weights(num_objectives, count, seed=0).astype(np.float32)
 
 
-def _raw(env: Environment) -> Environment:
-    while isinstance(env, (EpisodeStats, AutoReset, CachedAutoReset)):
-        env = env._env
-    return env
-
 
 def validate(config: Config, env: Environment, env_params: Any) -> None:
     """Raise a ``ValueError`` naming the bad setting."""
@@ -143,7 +138,7 @@ def make_train(config: Config, env: Environment, env_params: Any,
         learner_config = module.ALGORITHM.preset_config(env.name, **overrides)
     k = preferences.num_objectives_of(env, env_params, "preference_set")
     weights = jnp.asarray(preference_weights(k, config.num_preferences))
-    raw_env = _raw(env)
+    raw_env = without_auto_reset(env)
     limit = int(getattr(env_params, "max_steps_in_episode", 1000))
     point = config.reference_point or getattr(env, "reference_point", None)
     point = None if point is None or not len(point) else np.asarray(point, np.float64)
@@ -248,10 +243,7 @@ def write_outputs(run_dir: Path, train: PreferenceSetTrain, states: Any) -> dict
     run_dir = Path(run_dir)
     k = train.weights.shape[1]
     num_seeds = jax.tree.leaves(states)[0].shape[0]
-    env_id = None
-    record = run_dir / "config.json"  # the harness's record of the run: its options name the env
-    if record.exists():
-        env_id = json.loads(record.read_text()).get("options", {}).get("env")
+    env_id = load_run(run_dir)[2].env if (run_dir / "config.json").exists() else None
     out = []
     for seed in range(num_seeds):
         state = jax.tree.map(lambda x, s=seed: x[s], states)

@@ -54,6 +54,7 @@ __all__ = [
     "find_state",
     "auto_reset_env",
     "resets_automatically",
+    "without_auto_reset",
     "finished_episode_metrics",
 ]
 
@@ -796,6 +797,14 @@ def resets_automatically(env: Environment) -> bool:
         if not isinstance(env, Wrapper):
             return False
         env = env._env
+
+
+def without_auto_reset(env: Environment) -> Environment:
+    """``env`` with the auto-reset and episode-statistics wrappers on top of it taken off (what
+    ``make(id)`` adds), for code that steps whole episodes itself (``evaluation.evaluate``)."""
+    while isinstance(env, (EpisodeStats, AutoReset, CachedAutoReset)):
+        env = env._env
+    return env
 
 
 def auto_reset_env(env: Environment, cached: bool = False) -> Environment:
