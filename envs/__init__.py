@@ -28,6 +28,28 @@ GRIDWORLD_IDS = {
                         "episodes 250-750 steps), tabular"),
 }
 # The named reference levels, one id each (gridworld/dense, ...): levels/named_levels.json.
+# MO-Gymnasium's multi-objective envs (envs/mo/): id -> (entry point, kwargs, description).
+MO_IDS = {
+    "mo/deep-sea-treasure": ("DeepSeaTreasure", {"map_name": "convex"},
+                             "Deep Sea Treasure, convex map (deep-sea-treasure-v0): treasure, "
+                             "time"),
+    "mo/deep-sea-treasure-concave": ("DeepSeaTreasure", {"map_name": "concave"},
+                                     "Deep Sea Treasure, concave map "
+                                     "(deep-sea-treasure-concave-v0): treasure, time"),
+    "mo/resource-gathering": ("ResourceGathering", {}, "Resource Gathering "
+                              "(resource-gathering-v0): death by enemy, gold, diamond"),
+    "mo/four-room": ("FourRoom", {}, "Four-Room (four-room-v0): three kinds of shapes to collect"),
+    "mo/fruit-tree-5": ("FruitTree", {"depth": 5}, "Fruit Tree of depth 5: six nutrients"),
+    "mo/fruit-tree-6": ("FruitTree", {"depth": 6}, "Fruit Tree of depth 6 (fruit-tree-v0): six "
+                        "nutrients"),
+    "mo/fruit-tree-7": ("FruitTree", {"depth": 7}, "Fruit Tree of depth 7: six nutrients"),
+    "mo/minecart-deterministic": ("Minecart", {}, "Minecart, deterministic mines "
+                                  "(minecart-deterministic-v0): ore 1, ore 2, fuel"),
+    "mo/mountaincar": ("MOMountainCar", {}, "Mountain Car (mo-mountaincar-v0): time, reverse, "
+                       "forward penalties"),
+    "mo/mountaincar-continuous": ("MOMountainCarContinuous", {}, "Continuous Mountain Car "
+                                  "(mo-mountaincarcontinuous-v0): time, fuel"),
+}
 GRIDWORLD_NAMED = ("dense", "sparse", "long", "longer", "long_dense", "rand_dense", "rand_long",
                    "rand_small", "rand_sparse", "rand_very_dense")
 
@@ -41,6 +63,9 @@ def _register_builtin_envs() -> None:
         register(f"gridworld/{name}", "jaxrl_suite.envs.gridworld:named_level_env",
                  kwargs={"name": name}, description=f"the named grid world {name!r}",
                  overwrite=True, render="jaxrl_suite.envs.gridworld.render:render_request")
+    for mo_id, (entry, kwargs, description) in MO_IDS.items():
+        register(mo_id, f"jaxrl_suite.envs.mo:{entry}", kwargs=kwargs, description=description,
+                 overwrite=True)
     for maze_id, (kwargs, description) in MAZE_IDS.items():
         register(maze_id, "jaxrl_suite.envs.maze:Maze", kwargs=kwargs, description=description,
                  overwrite=True, render="jaxrl_suite.envs.maze.render:render_request")
