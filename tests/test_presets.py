@@ -43,7 +43,7 @@ SIZE_OVERRIDES = {
         population_size=2, num_envs=2, rollout_steps=4, inner_updates=1, lifetime=2,
         gru_width=8, meta_steps=1, buffer_size=4, eval_steps=4),
 }
-OFF_POLICY = {"dqn", "sac", "td3"}
+OFF_POLICY = {"dqn", "sac", "td3", "envelope"}  # envelope: DQN's replay settings
 # Presets whose env is a Brax/MJX physics simulation: compiled, they take minutes on 2 cores.
 PHYSICS_BACKENDS = ("brax/", "mjx/")
 

@@ -138,6 +138,9 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
             "pushes down out-of-data action values"),
     "rebrac": ("jaxrl_suite.algos.offline.rebrac", "Offline: ReBRAC; TD3+BC with BC in the "
                "critic target, layer norm, large batches"),
+    "envelope": ("jaxrl_suite.algos.morl.envelope", "Multi-objective: Envelope Q-learning, one "
+                 "preference-conditioned vector Q-network for every linear preference; "
+                 "discrete actions; writes the front"),
     "lpg": ("jaxrl_suite.meta.lpg", "Meta-learning: LPG, a learned policy-gradient objective "
             "meta-trained on level envs; GROOVE's curricula (--curriculum plr --score "
             "alg_regret); `jaxrl meta eval` tests it"),
