@@ -59,8 +59,8 @@ from jaxrl_suite.run.configs import (
 from jaxrl_suite.run.evaluation import Policy
 from jaxrl_suite.run.training import Train
 
-__all__ = ["Config", "Hyperparams", "DQNState", "PRESETS", "make_train", "preset_config",
-           "q_learning_target", "main"]
+__all__ = ["Config", "Hyperparams", "DQNState", "PRESETS", "linear_schedule", "make_train",
+           "periodic_target_update", "preset_config", "q_learning_target", "main"]
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -263,6 +263,27 @@ def q_learning_target(
     return returns + bootstrap_discount * next_value
 
 
+def linear_schedule(start: jax.Array, end: jax.Array, fraction: jax.Array,
+                    env_steps: jax.Array, total_steps: int) -> jax.Array:
+    """``start`` moved linearly to ``end`` over the first ``fraction * total_steps`` env steps,
+    then held at ``end`` (scalars, traceable): DQN's epsilon (falling) and Envelope
+    Q-learning's homotopy weight (rising)."""
+    progress = env_steps / (fraction * total_steps)
+    value = start + (end - start) * progress
+    # Clamp on the side of `end` it approaches (a select: both sides are cheap scalars).
+    return jnp.where(end < start, jnp.maximum(value, end), jnp.minimum(value, end))
+
+
+def periodic_target_update(params: Any, target_params: Any, tau: jax.Array,
+                           update_step: jax.Array, interval: int) -> Any:
+    """The target network after update ``update_step`` (counted from 1): moved towards
+    ``params`` by ``tau`` (1: copied) when ``update_step`` is a multiple of ``interval``, else
+    unchanged. A select, not a branch, so it costs nothing under ``vmap``."""
+    due = update_step % interval == 0
+    moved = optax.incremental_update(params, target_params, tau)
+    return jax.tree.map(lambda new, old: jnp.where(due, new, old), moved, target_params)
+
+
 # --- make_train ---------------------------------------------------------------------------------
 def default_optimizer(config: Config, num_updates: int) -> optim.OptimizerFactory:
     """DQN's optimiser as a factory of the traced ``Hyperparams``: global-norm clipping at
@@ -326,9 +347,8 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
         prefill counts, as it does in CleanRL and rejax)."""
         hparams = state.hparams
         env_steps = prefill_steps * config.num_envs + state.update_step * steps_per_update
-        progress = env_steps / (hparams.exploration_fraction * config.total_steps)
-        decayed = hparams.epsilon_start + (hparams.epsilon_end - hparams.epsilon_start) * progress
-        return jnp.maximum(decayed, hparams.epsilon_end)
+        return linear_schedule(hparams.epsilon_start, hparams.epsilon_end,
+                               hparams.exploration_fraction, env_steps, config.total_steps)
 
     def sample_batch(state: DQNState, key: jax.Array):
         """A minibatch with n-step returns: ``(observation, action, returns, bootstrap_discount,
@@ -404,12 +424,9 @@ def make_train(config: Config, env: Environment, env_params: Any, optimizer: Any
             gradient_step, state, jax.random.split(learn_key, config.gradient_steps)
         )
         update_step = state.update_step + 1
-        # Every target_update_interval-th update moves the target (a select, not a branch,
-        # so it costs nothing under vmap).
-        due = update_step % config.target_update_interval == 0
-        moved = optax.incremental_update(state.params, state.target_params, state.hparams.tau)
-        target_params = jax.tree.map(lambda new, old: jnp.where(due, new, old), moved,
-                                     state.target_params)
+        target_params = periodic_target_update(state.params, state.target_params,
+                                               state.hparams.tau, update_step,
+                                               config.target_update_interval)
         metrics = {
             "env_steps": prefill_steps * config.num_envs + update_step * steps_per_update,
             **finished_episode_metrics(episode_info),

@@ -46,7 +46,7 @@ SIZE_OVERRIDES = {
         num_preferences=4, num_envs=2, num_steps=8, num_minibatches=2, update_epochs=1,
         init_steps=16, extension_rounds=1, extension_steps=16, front_episodes=1),
 }
-OFF_POLICY = {"dqn", "sac", "td3"}
+OFF_POLICY = {"dqn", "sac", "td3", "envelope"}  # envelope: DQN's replay settings
 # Presets whose env is a Brax/MJX physics simulation: compiled, they take minutes on 2 cores.
 PHYSICS_BACKENDS = ("brax/", "mjx/", "mo/brax-")
 

@@ -144,6 +144,9 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     "preference_set": ("jaxrl_suite.algos.morl.preference_set", "Multi-objective: PPO or SAC "
                        "vmapped over a preference weight set (--learner), or one "
                        "preference-conditioned agent (--conditioned)"),
+    "envelope": ("jaxrl_suite.algos.morl.envelope", "Multi-objective: Envelope Q-learning, one "
+                 "preference-conditioned vector Q-network for every linear preference; "
+                 "discrete actions; writes the front"),
     "lpg": ("jaxrl_suite.meta.lpg", "Meta-learning: LPG, a learned policy-gradient objective "
             "meta-trained on level envs; GROOVE's curricula (--curriculum plr --score "
             "alg_regret); `jaxrl meta eval` tests it"),
