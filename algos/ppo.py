@@ -27,6 +27,7 @@ import dataclasses
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import distrax
@@ -61,13 +62,16 @@ from jaxrl_suite.learn.networks import (
     array_encoder,
 )
 from jaxrl_suite.learn.objectives import (
+    LEARNED_OBJECTIVES,
     LossAssembly,
     ObjectiveInputs,
     PolicyObjective,
     Scalarization,
     actor_critic_loss,
     clipped_surrogate,
+    init_drift_params,
     linear_scalarization,
+    load_drift_params,
     policy_objective_by_name,
 )
 from jaxrl_suite.run.algorithms import AlgorithmSpec
@@ -149,8 +153,14 @@ class Config:
     (1e-8) when differentiating through training (meta-gradients, hypergradients): with 0 the
     outer gradient is NaN wherever a parameter's gradient is exactly zero (ReLU networks)."""
     objective: str = "clipped_surrogate"
-    """The policy objective: clipped_surrogate (PPO) or policy_gradient (A2C). A callable passed
-    as make_train's policy_objective replaces it."""
+    """The policy objective: clipped_surrogate (PPO), policy_gradient (A2C), dpo (DPO's
+    closed-form drift), lpo or ta_lpo (a learned drift network, read from
+    ``hparams.meta["objective"]``). A callable passed as make_train's policy_objective replaces
+    it."""
+    objective_params: str = ""
+    """For lpo / ta_lpo: the drift network to train with, a meta-run folder (``jaxrl meta lpo``;
+    its ``objective.npz``) or an ``.npz`` file; empty: one initialised at PPO (the objective
+    then equals the clipped surrogate)."""
     normalize_advantages: bool = True
     """Standardise advantages per minibatch."""
     normalize_observations: bool = False
@@ -320,6 +330,13 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
     require_positive(config, "learning_rate", "clip_epsilon", "max_grad_norm", "adam_epsilon")
     require_non_negative(config, "entropy_coef", "value_coef", "adam_eps_root")
     policy_objective_by_name(config.objective, "PPO")
+    if config.objective_params:
+        if config.objective not in LEARNED_OBJECTIVES:
+            raise ValueError(
+                f"PPO: objective_params ({config.objective_params!r}) is for a learned "
+                f"objective, one of {tuple(LEARNED_OBJECTIVES)}; objective is "
+                f"{config.objective!r}.")
+        objective_params_file(config.objective_params)
     require_hidden_sizes(config.hidden_sizes)
     activation_by_name(config.activation)
     action_space = env.action_space(env_params)
@@ -468,11 +485,32 @@ class PPOState:
     env_params: Any = None  # the traced env params given to train(); None: the closed-over ones
 
 
+def objective_params_file(path: str) -> Path:
+    """The drift-network file ``Config.objective_params`` names: the path itself, or a meta-run
+    folder's ``objective.npz``. Raises ``ValueError`` when neither exists."""
+    given = Path(path).expanduser()
+    candidate = given / "objective.npz" if given.is_dir() else given
+    if not candidate.is_file():
+        raise ValueError(
+            f"PPO: objective_params {path!r} is neither an .npz file nor a folder holding "
+            f"objective.npz (a `jaxrl meta lpo` run folder).")
+    return candidate
+
+
 def default_hyperparams(config: Config, num_objectives: int = 0) -> Hyperparams:
     """``Hyperparams.from_config``, with equal preference weights ``1 / k`` for a
-    multi-objective env."""
-    return Hyperparams.from_config(config).replace(
+    multi-objective env, and for a learned objective (lpo, ta_lpo) its drift network in
+    ``meta["objective"]``: the file ``objective_params`` names, or one initialised at PPO."""
+    hparams = Hyperparams.from_config(config).replace(
         preference=preferences.default_preference(num_objectives, config.dtype))
+    if config.objective in LEARNED_OBJECTIVES:
+        time_aware = LEARNED_OBJECTIVES[config.objective]
+        drift = (load_drift_params(str(objective_params_file(config.objective_params)),
+                                   time_aware)
+                 if config.objective_params
+                 else init_drift_params(jax.random.key(0), time_aware))
+        hparams = hparams.replace(meta={"objective": drift})
+    return hparams
 
 
 def training_env(config: Config, env: Environment) -> Environment:

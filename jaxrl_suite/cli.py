@@ -265,7 +265,7 @@ def _train(argv: list[str]) -> int:
     return algorithm_main(algorithm, argv[1:], prog=f"jaxrl train {argv[0]}")
 
 
-META_HELP = """usage: jaxrl meta {lpg,eval} ...
+META_HELP = """usage: jaxrl meta {lpg,lpo,eval} ...
 
 Meta-learning of RL algorithms (meta/):
   jaxrl meta lpg [--preset cpu] [--curriculum random|frozen|plr]
@@ -273,6 +273,10 @@ Meta-learning of RL algorithms (meta/):
                  [--env gridworld] [flags]
       meta-train an LPG objective (GROOVE with --curriculum plr --score alg_regret);
       every config field is a flag: jaxrl meta lpg --help lists them.
+  jaxrl meta lpo [--preset cpu] [--env gymnax/CartPole-v1] [--time-aware]
+                 [--population-size 64] [--generations N] [--es-strategy open_es|snes|cma_es]
+      meta-train an LPO drift objective (TA-LPO with --time-aware) by evolution over whole
+      PPO runs; train with it by jaxrl train ppo --objective lpo --objective-params RUN_DIR.
   jaxrl meta eval RUN_DIR [--on named|heldout|minatar|ENV_ID ...] [--seeds N]
       train fresh agents with the run's learned objective beside A2C (same budget and seeds);
       a table and a plot per target in RUN_DIR/meta_eval/.
@@ -283,17 +287,17 @@ def _meta(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(META_HELP, end="")
         return 0 if argv else 2
-    if argv[0] == "lpg":
+    if argv[0] in ("lpg", "lpo"):
         from jaxrl_suite.run.algorithms import load_algorithm
         from jaxrl_suite.run.command import algorithm_main
 
-        return algorithm_main(load_algorithm("lpg"), argv[1:], prog="jaxrl meta lpg")
+        return algorithm_main(load_algorithm(argv[0]), argv[1:], prog=f"jaxrl meta {argv[0]}")
     if argv[0] == "eval":
         from jaxrl_suite.meta.evaluate import main as meta_eval_main
 
         return meta_eval_main(argv[1:])
-    print(f"jaxrl: error: unknown meta command {argv[0]!r}; `jaxrl meta --help` lists lpg and "
-          f"eval.", file=sys.stderr)
+    print(f"jaxrl: error: unknown meta command {argv[0]!r}; `jaxrl meta --help` lists lpg, "
+          f"lpo and eval.", file=sys.stderr)
     return 2
 
 

@@ -46,6 +46,8 @@ class AlgorithmSpec:
         script in benchmarks/ that records its returns. Every other preset is published or
         adapted settings, unverified here. The one source of what ``--help``
         (``preset_help``) says of each preset.
+      checkpoint_every: the updates between checkpoints when ``--checkpoint-every`` is not
+        given (0: one checkpoint at the end); 1 for a meta-run, whose update is a generation.
       evaluates_policy: whether the run's final state holds a policy the harness evaluates
         (``eval.json``); False for meta-training, which learns an objective (evaluated by
         training fresh agents with it: ``jaxrl meta eval``).
@@ -65,6 +67,7 @@ class AlgorithmSpec:
     display_name: str = ""
     measured_presets: dict[str, str] = dataclasses.field(default_factory=dict)
     evaluates_policy: bool = True
+    checkpoint_every: int = 0
 
     @property
     def needs_dataset(self) -> bool:
@@ -147,6 +150,9 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     "envelope": ("jaxrl_suite.algos.morl.envelope", "Multi-objective: Envelope Q-learning, one "
                  "preference-conditioned vector Q-network for every linear preference; "
                  "discrete actions; writes the front"),
+    "lpo": ("jaxrl_suite.meta.lpo", "Meta-learning: LPO / TA-LPO (--time-aware), a PPO drift "
+            "objective discovered by evolution over whole PPO runs; train with it by "
+            "`jaxrl train ppo --objective lpo --objective-params RUN_DIR`"),
     "lpg": ("jaxrl_suite.meta.lpg", "Meta-learning: LPG, a learned policy-gradient objective "
             "meta-trained on level envs; GROOVE's curricula (--curriculum plr --score "
             "alg_regret); `jaxrl meta eval` tests it"),

@@ -360,7 +360,8 @@ def _train_in(run_dir, train, spec, name, options, record, fingerprint, hparams,
     progress_every = options.progress_every or max(1, train.num_updates // 50)
     run_chunk = make_chunk_runner(train, progress_every, reporter)
 
-    chunk = options.checkpoint_every or train.num_updates
+    chunk = (options.checkpoint_every or (spec.checkpoint_every if spec is not None else 0)
+             or train.num_updates)
     all_metrics: list[dict[str, np.ndarray]] = []
     warned = False
     try:

@@ -1,0 +1,254 @@
+"""Drift objectives (DPO, LPO, TA-LPO) in PPO's hook, and LPO's meta-training by evolution
+(meta/lpo.py): hand-computed drifts, the zero network is PPO bit for bit, population vmap equals
+separate runs, resume, the discovered objective used by `jaxrl train ppo`, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import struct
+
+import jaxrl_suite
+from jaxrl_suite.algos import ppo
+from jaxrl_suite.learn import objectives
+from jaxrl_suite.meta import lpo
+from jaxrl_suite.run.harness import run_training
+from jaxrl_suite.run.options import RunOptions
+
+
+@struct.dataclass
+class _Hparams:
+    clip_epsilon: jax.Array
+    meta: object = None
+
+
+def _inputs(log_ratio, advantages, meta=None, progress=0.0, clip_epsilon=0.2):
+    log_ratio = jnp.asarray(log_ratio, jnp.float32)
+    advantages = jnp.asarray(advantages, jnp.float32)
+    return objectives.ObjectiveInputs(
+        ratio=jnp.exp(log_ratio), log_ratio=log_ratio, log_prob=log_ratio,
+        old_log_prob=jnp.zeros_like(log_ratio), advantages=advantages, values=advantages,
+        old_values=advantages, targets=advantages, entropy=advantages,
+        progress=jnp.float32(progress), epoch_progress=jnp.float32(0.0),
+        hparams=_Hparams(jnp.float32(clip_epsilon), meta))
+
+
+def _random_batch(seed, size=512, scale=0.4):
+    log_ratio = scale * jax.random.normal(jax.random.key(seed), (size,))
+    advantages = jax.random.normal(jax.random.key(seed + 1), (size,))
+    return log_ratio, advantages
+
+
+# --- the objectives ---------------------------------------------------------------------------
+def test_dpo_drift_matches_values_computed_by_hand():
+    ratio = jnp.array([1.5, 0.5, 1.0, 2.0, 0.8], jnp.float32)
+    advantage = jnp.array([1.0, -1.0, 3.0, 0.0, 2.0], jnp.float32)
+    # A >= 0: relu((r - 1) A - 2 tanh((r - 1) A / 2)); A < 0: relu(log(r) A - 0.6 tanh(log(r) A
+    # / 0.6)).
+    expected = [
+        0.5 - 2.0 * math.tanh(0.25),
+        math.log(2.0) - 0.6 * math.tanh(math.log(2.0) / 0.6),
+        0.0,  # r = 1: no drift
+        0.0,  # A = 0
+        0.0,  # (r - 1) A = -0.4 < 0: x - 2 tanh(x / 2) is negative there, relu gives 0
+    ]
+    np.testing.assert_allclose(objectives.dpo_drift(ratio, advantage), expected, rtol=1e-6,
+                               atol=1e-7)
+    loss = objectives.dpo(_inputs(jnp.log(ratio), advantage))
+    np.testing.assert_allclose(loss, -np.mean(np.asarray(ratio * advantage) - expected),
+                               rtol=1e-6)
+
+
+def test_ppo_drift_restates_the_clipped_surrogate():
+    log_ratio, advantages = _random_batch(0)
+    inputs = _inputs(log_ratio, advantages)
+    as_drift = -(inputs.ratio * advantages
+                 - objectives.ppo_drift(inputs.ratio, advantages, 0.2)).mean()
+    np.testing.assert_allclose(as_drift, objectives.clipped_surrogate(inputs), rtol=1e-6)
+
+
+@pytest.mark.parametrize("time_aware", [False, True])
+def test_a_zero_drift_network_is_ppo_bit_for_bit_value_and_gradient(time_aware):
+    params = objectives.init_drift_params(jax.random.key(3), time_aware)
+    learned = objectives.ta_lpo if time_aware else objectives.lpo
+    log_ratio, advantages = _random_batch(1)
+    for progress in (0.0, 0.37, 0.99):
+        def loss_learned(lr, p=progress):
+            return learned(_inputs(lr, advantages, {"objective": params}, p))
+
+        def loss_ppo(lr, p=progress):
+            return objectives.clipped_surrogate(_inputs(lr, advantages, None, p))
+
+        assert loss_learned(log_ratio) == loss_ppo(log_ratio)  # bit for bit
+        # The gradient with respect to the policy (through log pi) is PPO's, exactly.
+        np.testing.assert_array_equal(jax.grad(loss_learned)(log_ratio),
+                                      jax.grad(loss_ppo)(log_ratio))
+
+
+def test_a_learned_drift_is_non_negative_zero_at_ratio_one_and_moves_the_objective():
+    params = objectives.init_drift_params(jax.random.key(4), time_aware=True, hidden_size=16)
+    params = jax.tree.map(lambda x: x + 0.5, params)  # a nonzero output layer
+    log_ratio, advantages = _random_batch(2, scale=0.8)
+    inputs = _inputs(log_ratio, advantages, {"objective": params}, progress=0.5)
+    drift = objectives.learned_drift(params, inputs, time_aware=True)
+    assert bool(jnp.all(drift >= 0.0))
+    at_one = _inputs(jnp.zeros(8), jnp.linspace(-2, 2, 8), {"objective": params}, 0.5)
+    np.testing.assert_array_equal(objectives.learned_drift(params, at_one, True), 0.0)
+    # The drift's gradient in r at r = 1 is 0 (every feature is quadratic or 0 there, up to
+    # the dead zone): the policy gradient at the rollout's policy is the plain one, A.
+    grad_at_one = jax.grad(lambda lr: objectives.ta_lpo(
+        _inputs(lr, at_one.advantages, {"objective": params}, 0.5)))(jnp.zeros(8))
+    np.testing.assert_allclose(grad_at_one, -at_one.advantages / 8, rtol=1e-5, atol=1e-7)
+    assert objectives.ta_lpo(inputs) != objectives.clipped_surrogate(
+        _inputs(log_ratio, advantages, None, 0.5))
+    # TA-LPO reads the progress: the same batch at another point of training gives another loss.
+    assert objectives.ta_lpo(inputs) != objectives.ta_lpo(inputs.replace(
+        progress=jnp.float32(0.9)))
+
+
+def test_drift_params_round_trip_through_a_file(tmp_path):
+    params = objectives.init_drift_params(jax.random.key(5), time_aware=False, hidden_size=8)
+    objectives.save_drift_params(str(tmp_path / "drift.npz"), params)
+    loaded = objectives.load_drift_params(str(tmp_path / "drift.npz"), time_aware=False)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"\(16, H\) and \(H, 1\).*got \(8, 8\)"):
+        objectives.load_drift_params(str(tmp_path / "drift.npz"), time_aware=True)
+    np.savez(tmp_path / "other.npz", weights=np.zeros(3))
+    with pytest.raises(ValueError, match="not a drift network's file"):
+        objectives.load_drift_params(str(tmp_path / "other.npz"), time_aware=False)
+
+
+def test_objective_errors_name_the_bad_value(tmp_path):
+    log_ratio, advantages = _random_batch(6, size=4)
+    with pytest.raises(ValueError, match=r"hparams.meta\['objective'\]; got hparams.meta=None"):
+        objectives.lpo(_inputs(log_ratio, advantages))
+    wrong = objectives.init_drift_params(jax.random.key(0), time_aware=True, hidden_size=4)
+    with pytest.raises(ValueError, match=r"objective 'lpo' needs drift-network kernels of "
+                                         r"shapes \(8, H\)"):
+        objectives.lpo(_inputs(log_ratio, advantages, {"objective": wrong}))
+    env, env_params = jaxrl_suite.make("gymnax/CartPole-v1")
+    with pytest.raises(ValueError, match="objective_params .* is for a learned objective"):
+        ppo.make_train(ppo.Config(objective="dpo", objective_params=str(tmp_path)), env,
+                       env_params)
+    with pytest.raises(ValueError, match="neither an .npz file nor a folder holding "
+                                         "objective.npz"):
+        ppo.make_train(ppo.Config(objective="lpo", objective_params=str(tmp_path)), env,
+                       env_params)
+    with pytest.raises(ValueError, match="objective must be one of .*'dpo', 'lpo', 'ta_lpo'"):
+        ppo.make_train(ppo.Config(objective="lpo2"), env, env_params)
+
+
+# --- PPO with the objectives ------------------------------------------------------------------
+SMALL_PPO = dict(total_steps=2048, num_envs=4, num_steps=32, num_minibatches=2,
+                 update_epochs=2)
+
+
+def test_ppo_with_lpo_at_its_initialisation_trains_exactly_as_ppo_and_dpo_trains_differently():
+    env, env_params = jaxrl_suite.make("gymnax/CartPole-v1")
+    key = jax.random.key(0)
+    finals = {}
+    for name in ("clipped_surrogate", "ta_lpo", "dpo"):
+        train = ppo.make_train(ppo.Config(objective=name, **SMALL_PPO), env, env_params)
+        finals[name] = jax.jit(train)(key).state.params
+    for a, b in zip(jax.tree.leaves(finals["clipped_surrogate"]),
+                    jax.tree.leaves(finals["ta_lpo"]), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(
+        jax.tree.leaves(finals["clipped_surrogate"]), jax.tree.leaves(finals["dpo"])))
+
+
+# --- LPO meta-training ------------------------------------------------------------------------
+TINY = lpo.Config(population_size=4, generations=2, inner_total_steps=1024, inner_num_envs=4,
+                  fitness_episodes=2, fitness_max_steps=200, hidden_size=8)
+
+
+@pytest.fixture(scope="module")
+def cartpole():
+    return jaxrl_suite.make("gymnax/CartPole-v1")
+
+
+@pytest.fixture(scope="module")
+def tiny_train(cartpole):
+    return lpo.make_train(TINY, *cartpole)
+
+
+def test_population_vmap_equals_separate_inner_runs(tiny_train):
+    train = tiny_train
+    hparams = train.default_hparams.ppo
+    drifts = jax.vmap(lambda k: jax.tree.map(
+        lambda x: x + 0.3 * jax.random.normal(k, x.shape), lpo_template(train)))(
+        jax.random.split(jax.random.key(1), 2))
+    keys = jax.random.split(jax.random.key(2), 2)
+    together = jax.jit(train.population_returns)(drifts, hparams, keys)
+    alone = jax.jit(train.member_return)
+    for i in range(2):
+        member = jax.tree.map(lambda x, i=i: x[i], drifts)
+        np.testing.assert_allclose(together[i], alone(member, hparams, keys[i]), rtol=1e-6)
+    assert together.shape == (2,) and bool(jnp.all(jnp.isfinite(together)))
+
+
+def lpo_template(train):
+    return objectives.init_drift_params(jax.random.key(0), train.config.time_aware,
+                                        train.config.hidden_size)
+
+
+def test_meta_run_resumes_bit_exactly_and_its_objective_trains_ppo(tmp_path):
+    config = dataclasses.replace(TINY, generations=3, time_aware=True)
+    options = RunOptions(env="gymnax/CartPole-v1", run_dir=str(tmp_path / "run"),
+                         no_progress=True)
+    straight, run_dir = run_training(lpo, config, options)
+    assert sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir()
+                  if p.name.isdigit())[-1] == 3  # a checkpoint every generation
+    # As if killed after generation 2's checkpoint: the last one is gone.
+    shutil.rmtree(run_dir / "checkpoints" / "3")
+    resumed, _ = run_training(lpo, config, dataclasses.replace(options, resume=str(run_dir)))
+
+    def data(leaf):
+        return np.asarray(jax.random.key_data(leaf) if jnp.issubdtype(
+            leaf.dtype, jax.dtypes.prng_key) else leaf)
+
+    for a, b in zip(jax.tree.leaves(straight.state), jax.tree.leaves(resumed.state), strict=True):
+        np.testing.assert_array_equal(data(a), data(b))
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3
+    header = rows[0].split(",")
+    for column in ("fitness_mean", "fitness_max", "ppo_return", "mean_return", "best_fitness"):
+        assert column in header
+    for name in ("objective.npz", "objective_best.npz", "drift.png"):
+        assert (run_dir / name).is_file()
+    mean = objectives.load_drift_params(str(run_dir / "objective.npz"), time_aware=True)
+    state_mean = jax.tree.map(lambda x: x[0], resumed.state.mean)
+    for a, b in zip(jax.tree.leaves(mean), jax.tree.leaves(state_mean), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not (run_dir / "eval.json").exists()  # a meta-run has no policy to evaluate
+
+    # `jaxrl train ppo --objective ta_lpo --objective-params RUN_DIR` trains with it.
+    from jaxrl_suite import cli
+
+    assert cli.main(["train", "ppo", "--env", "gymnax/CartPole-v1", "--objective", "ta_lpo",
+                     "--objective-params", str(run_dir), "--total-steps", "1024",
+                     "--num-envs", "4", "--run-dir", str(tmp_path / "ppo"), "--no-progress",
+                     "--eval-episodes", "2"]) == 0
+    assert (tmp_path / "ppo" / "eval.json").is_file()
+
+
+def test_meta_config_errors_name_the_bad_value(cartpole):
+    env, env_params = cartpole
+    with pytest.raises(ValueError, match="population_size must be even; got 5"):
+        lpo.make_train(dataclasses.replace(TINY, population_size=5), env, env_params)
+    with pytest.raises(ValueError, match=r"population_size \(4\) must be divisible by "
+                                         r"member_chunks \(3\)"):
+        lpo.make_train(dataclasses.replace(TINY, member_chunks=3), env, env_params)
+    with pytest.raises(ValueError, match="fitness_episodes must be an integer >= 1; got 0"):
+        lpo.make_train(dataclasses.replace(TINY, fitness_episodes=0), env, env_params)
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        lpo.make_train(dataclasses.replace(TINY, es_strategy="ga"), env, env_params)
+    with pytest.raises(ValueError, match="a meta-run learns an objective"):
+        lpo.make_train(TINY, env, env_params).make_policy(None)
