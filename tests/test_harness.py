@@ -22,6 +22,7 @@ import jaxrl_suite
 from jaxrl_suite.algos import ppo
 from jaxrl_suite.run.checkpoints import Checkpointer, CheckpointWarning
 from jaxrl_suite.run.harness import RunOptions, evaluate_run, run_training
+from tests.states import as_numpy
 from tests.test_reliability import folder_contents
 
 # learning_rate 1e-3 (PPO's default 2.5e-4 barely moves CartPole in these 12 updates: the last
@@ -48,12 +49,6 @@ def options(tmp_path: Path, name: str, **overrides) -> RunOptions:
     base = dict(env="gymnax/CartPole-v1", seeds=2, seed=1, run_dir=str(tmp_path / name),
                 checkpoint_every=4, progress_every=3, tensorboard=True, eval_episodes=2)
     return RunOptions(**{**base, **overrides})
-
-
-def as_numpy(leaf) -> np.ndarray:
-    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-        leaf = jax.random.key_data(leaf)
-    return np.asarray(leaf)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

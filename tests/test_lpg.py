@@ -23,6 +23,7 @@ from jaxrl_suite.env.levels import ParamLevels
 from jaxrl_suite.meta import groove, lpg
 from jaxrl_suite.meta.agent import AgentConfig, CriticState, ObjectiveInputs, make_agent
 from jaxrl_suite.run.harness import RunOptions, run_training
+from tests.states import assert_states_equal
 
 # A tiny meta-run on CartPole levels (pole length varied): linear ("tabular") agents, an
 # 8-unit objective GRU, two inner updates. Enough for every check that needs no learning.
@@ -193,12 +194,7 @@ def test_resume_continues_bit_exactly(tmp_path):
     shutil.rmtree(run_dir / "checkpoints" / "4")
     resumed, _ = run_training(lpg, config, dataclasses.replace(options, resume=str(run_dir)))
 
-    def data(leaf):
-        return np.asarray(jax.random.key_data(leaf) if jnp.issubdtype(
-            leaf.dtype, jax.dtypes.prng_key) else leaf)
-
-    for a, b in zip(jax.tree.leaves(straight.state), jax.tree.leaves(resumed.state), strict=True):
-        np.testing.assert_array_equal(data(a), data(b))
+    assert_states_equal(straight.state, resumed.state)
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + 4  # header and one row per meta-step, none repeated
     assert (run_dir / "learning_curve.png").exists()

@@ -20,6 +20,7 @@ from jaxrl_suite.learn import objectives
 from jaxrl_suite.meta import lpo
 from jaxrl_suite.run.harness import run_training
 from jaxrl_suite.run.options import RunOptions
+from tests.states import assert_states_equal
 
 
 @struct.dataclass
@@ -210,12 +211,7 @@ def test_meta_run_resumes_bit_exactly_and_its_objective_trains_ppo(tmp_path):
     shutil.rmtree(run_dir / "checkpoints" / "3")
     resumed, _ = run_training(lpo, config, dataclasses.replace(options, resume=str(run_dir)))
 
-    def data(leaf):
-        return np.asarray(jax.random.key_data(leaf) if jnp.issubdtype(
-            leaf.dtype, jax.dtypes.prng_key) else leaf)
-
-    for a, b in zip(jax.tree.leaves(straight.state), jax.tree.leaves(resumed.state), strict=True):
-        np.testing.assert_array_equal(data(a), data(b))
+    assert_states_equal(straight.state, resumed.state)
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + 3
     header = rows[0].split(",")

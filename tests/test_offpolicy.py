@@ -29,6 +29,7 @@ from jaxrl_suite.run.checkpoints import Checkpointer
 from jaxrl_suite.run.evaluation import evaluate
 from jaxrl_suite.run.harness import RunOptions, run_training
 from tests.conformance import jit_fast_compile
+from tests.states import as_numpy
 from tests.toy_envs import ConstantRewardEnv, ContinuousConstantRewardEnv, CounterEnv
 
 SEEDS = 4
@@ -259,12 +260,6 @@ def test_q_values_bootstrap_through_truncation(case):
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
-def as_numpy(leaf) -> np.ndarray:
-    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-        leaf = jax.random.key_data(leaf)
-    return np.asarray(leaf)
-
-
 @pytest.mark.slow
 def test_resume_from_a_checkpoint_is_bit_for_bit(tmp_path):
     env_id, overrides = SMALL["sac"]
