@@ -248,3 +248,44 @@ def test_meta_config_errors_name_the_bad_value(cartpole):
         lpo.make_train(dataclasses.replace(TINY, es_strategy="ga"), env, env_params)
     with pytest.raises(ValueError, match="a meta-run learns an objective"):
         lpo.make_train(TINY, env, env_params).make_policy(None)
+
+
+def test_the_learned_objective_is_differentiable_in_its_params_as_finite_differences_say():
+    from jax.test_util import check_grads
+
+    params = objectives.init_drift_params(jax.random.key(7), time_aware=True, hidden_size=8)
+    params = jax.tree.map(lambda x: x + 0.3, params)
+    log_ratio, advantages = _random_batch(8, size=64)
+
+    def loss(drift):
+        return objectives.ta_lpo(_inputs(log_ratio, advantages, {"objective": drift}, 0.4))
+
+    check_grads(loss, (params,), order=1, modes=["rev"], eps=1e-3, atol=2e-2, rtol=2e-2)
+
+
+def test_evolution_finds_a_drift_that_beats_its_ppo_initialisation(cartpole):
+    """PPO made unstable (clip 10, so its drift is all but 0, and a rate of 1e-2): six
+    generations of 8 members discover a drift that trains better agents than the initial
+    objective (PPO itself), on 16 inner runs with keys the meta-run never used. Measured: 290
+    against 104 (meta-run keys 0-3: 290/104, 351/147, 232/121, 220/161)."""
+    config = lpo.Config(population_size=8, generations=6, inner_total_steps=4096,
+                        inner_num_envs=4, fitness_episodes=4, fitness_max_steps=500,
+                        hidden_size=8, es_sigma=0.3, es_learning_rate=0.1, es_lr_decay=1.0,
+                        es_sigma_decay=1.0)
+    train = lpo.make_train(config, *cartpole)
+    hparams = train.default_hparams
+    hparams = hparams.replace(ppo=hparams.ppo.replace(learning_rate=jnp.float32(1e-2),
+                                                      clip_epsilon=jnp.float32(10.0)))
+    state, metrics = jax.jit(lambda key: jax.lax.scan(
+        lambda s, _: train.update(s), train.init(key, hparams), None,
+        length=config.generations))(jax.random.key(0))
+    keys = jax.random.split(jax.random.key(100), 16)
+
+    def sixteen(drift):
+        return jax.tree.map(lambda x: jnp.broadcast_to(x, (16,) + x.shape), drift)
+
+    population_returns = jax.jit(train.population_returns)
+    learned = float(population_returns(sixteen(state.mean), hparams.ppo, keys).mean())
+    initial = float(population_returns(sixteen(lpo_template(train)), hparams.ppo, keys).mean())
+    assert learned > 1.3 * initial and learned > initial + 50.0, (learned, initial)
+    assert metrics["fitness_mean"].shape == (6,)
