@@ -42,6 +42,9 @@ SIZE_OVERRIDES = {
     "meta": lambda config: dict(
         population_size=2, num_envs=2, rollout_steps=4, inner_updates=1, lifetime=2,
         gru_width=8, meta_steps=1, buffer_size=4, eval_steps=4),
+    "es-meta": lambda config: dict(
+        population_size=2, generations=1, inner_total_steps=256, inner_num_envs=4,
+        fitness_episodes=1, fitness_max_steps=8, hidden_size=4),
     "morl": lambda config: dict(
         num_preferences=4, num_envs=2, num_steps=8, num_minibatches=2, update_epochs=1,
         init_steps=16, extension_rounds=1, extension_steps=16, front_episodes=1),
@@ -60,6 +63,8 @@ def kind_of(name: str) -> str:
         return "ued"
     if name == "lpg":
         return "meta"
+    if name == "lpo":
+        return "es-meta"
     if name == "cmorl":
         return "morl"
     return "offline"
@@ -133,7 +138,9 @@ def test_every_preset_runs_an_update_on_its_env(name, preset, env_id):
         return
     result = jax.jit(train)(key)
     assert train.num_updates in (1, 2)
-    assert any("loss" in metric for metric in result.metrics), sorted(result.metrics)
+    # A learner reports its losses; an evolution strategy its members' fitness.
+    assert any("loss" in metric or metric.startswith("fitness") for metric in result.metrics), (
+        sorted(result.metrics))
     for metric, value in result.metrics.items():
         assert np.shape(value)[:1] == (train.num_updates,), (metric, np.shape(value))
     # The harness's divergence check on the last update: losses (unless the update reports it
