@@ -77,11 +77,11 @@ class Config:
     """LPO meta-training settings (every field a command-line flag).
 
     The objective: ``time_aware`` (TA-LPO) and ``hidden_size``. The inner runs: PPO's
-    ``ppo_preset`` (empty: the env's default preset) with ``inner_total_steps`` env steps (0:
-    the preset's) and ``inner_num_envs`` (0: the preset's); evaluated by ``fitness_episodes``
-    episodes of at most ``fitness_max_steps`` steps (0: the env's episode limit), sampled
-    (``fitness_deterministic`` False) or greedy. The search: ``es_*`` and ``population_size``,
-    ``generations`` of it.
+    ``ppo_preset`` (empty: the env's default preset; ``none``: PPO's plain defaults) with
+    ``inner_total_steps`` env steps (0: the preset's) and ``inner_num_envs`` (0: the
+    preset's); evaluated by ``fitness_episodes`` episodes of at most ``fitness_max_steps``
+    steps (0: the env's episode limit), sampled (``fitness_deterministic`` False) or greedy.
+    The search: ``es_*`` and ``population_size``, ``generations`` of it.
     """
 
     time_aware: bool = False
@@ -162,6 +162,8 @@ def inner_config(config: Config, env_id: str) -> ppo.Config:
         overrides["total_steps"] = config.inner_total_steps
     if config.inner_num_envs:
         overrides["num_envs"] = config.inner_num_envs
+    if config.ppo_preset == "none":
+        return ppo.Config(**overrides)
     return ppo.preset_config(config.ppo_preset or env_id, **overrides)
 
 
