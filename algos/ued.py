@@ -129,6 +129,12 @@ class Config:
     activation: str = "relu"
     """Activation of the heads."""
     # --- the level sampler (plr, robust_plr, accel)
+    objective: str = "clipped_surrogate"
+    """The student's policy objective (``ppo.Config.objective``: clipped_surrogate, dpo, lpo,
+    ta_lpo, ...); PAIRED's adversary keeps PPO's."""
+    objective_params: str = ""
+    """For lpo / ta_lpo: the student's drift network (a ``jaxrl meta lpo`` run folder or an .npz
+    file); empty: one initialised at PPO."""
     score_function: str = "max_mc"
     """Level score: max_mc, positive_value_loss or mean_absolute_gae."""
     buffer_capacity: int = 4000
@@ -203,6 +209,7 @@ def student_config(config: Config, *, adversary: bool = False,
     round_steps = config.num_envs * config.num_steps
     total_rounds = config.total_steps // (config.eval_interval * round_steps) * config.eval_interval
     return ppo.Config(
+        objective=config.objective, objective_params=config.objective_params,
         total_steps=max(total_rounds, 1) * round_steps, anneal_lr=config.anneal_lr,
         num_steps=config.num_steps, learning_rate=config.learning_rate,
         entropy_coef=config.entropy_coef, recurrent=config.recurrent,
@@ -695,7 +702,7 @@ def make_train(
         return Policy(learner.act, policy_params(protagonist_params(state)), carry)
 
     default_hparams = Hyperparams(
-        student=ppo.Hyperparams.from_config(student_config(config)),
+        student=ppo.default_hyperparams(student_config(config)),  # a learned objective's too
         adversary=ppo.Hyperparams.from_config(student_config(config, adversary=True)),
     )
     return UEDTrain(

@@ -154,7 +154,7 @@ class LPOTrain(Train):
     population_returns: Any = None
 
 
-def inner_config(config: Config, env_id: str) -> ppo.Config:
+def inner_config(config: Config, env: Any) -> ppo.Config:
     """The inner runs' PPO config: the preset (or the env's), the learned objective, the
     steps and envs the config overrides."""
     overrides: dict[str, Any] = {"objective": "ta_lpo" if config.time_aware else "lpo"}
@@ -164,7 +164,9 @@ def inner_config(config: Config, env_id: str) -> ppo.Config:
         overrides["num_envs"] = config.inner_num_envs
     if config.ppo_preset == "none":
         return ppo.Config(**overrides)
-    return ppo.preset_config(config.ppo_preset or env_id, **overrides)
+    if config.ppo_preset:
+        return ppo.preset_config(config.ppo_preset, **overrides)
+    return ppo.ALGORITHM.env_preset_config(env, **overrides)
 
 
 def es_config(config: Config) -> es_lib.ESConfig:
@@ -205,7 +207,7 @@ def make_train(config: Config, env: Any, env_params: Any) -> LPOTrain:
     generations. Raises ``ValueError`` for bad settings (``validate``, and PPO's own checks of
     the inner config)."""
     validate(config, env, env_params)
-    inner_cfg = inner_config(config, env.name)
+    inner_cfg = inner_config(config, env)
     inner = ppo.make_train(inner_cfg, env, env_params)
     evaluation_env = wrappers.without_auto_reset(env)
     fitness_steps = config.fitness_max_steps or None

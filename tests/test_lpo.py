@@ -289,3 +289,28 @@ def test_evolution_finds_a_drift_that_beats_its_ppo_initialisation(cartpole):
     initial = float(population_returns(sixteen(lpo_template(train)), hparams.ppo, keys).mean())
     assert learned > 1.3 * initial and learned > initial + 50.0, (learned, initial)
     assert metrics["fitness_mean"].shape == (6,)
+
+
+def test_the_ued_student_and_the_preference_set_take_a_learned_objective(tmp_path):
+    from jaxrl_suite.algos import ued
+    from jaxrl_suite.algos.morl import preference_set
+
+    drift = objectives.init_drift_params(jax.random.key(9), time_aware=False, hidden_size=4)
+    objectives.save_drift_params(str(tmp_path / "objective.npz"), drift)
+    student = ued.student_config(ued.Config(objective="lpo", objective_params=str(tmp_path)))
+    assert (student.objective, student.objective_params) == ("lpo", str(tmp_path))
+    assert ued.student_config(ued.Config(objective="lpo"), adversary=True).objective == (
+        "clipped_surrogate")  # PAIRED's adversary keeps PPO's
+    loaded = ppo.default_hyperparams(student).meta["objective"]
+    for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(drift), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    env, env_params = jaxrl_suite.make("mo/deep-sea-treasure")
+    config = preference_set.Config(num_preferences=2, total_steps=2048, objective="lpo",
+                                   objective_params=str(tmp_path / "objective.npz"))
+    train = preference_set.make_train(config, env, env_params)
+    members = jax.eval_shape(train.init, jax.random.key(0), train.default_hparams)
+    assert members.hparams.meta["objective"]["params"]["Dense_0"]["kernel"].shape == (2, 8, 4)
+    with pytest.raises(ValueError, match="objective and objective_params are the PPO "
+                                         "learner's .* learner is 'sac'"):
+        preference_set.make_train(dataclasses.replace(config, learner="sac"), env, env_params)

@@ -65,6 +65,12 @@ class Config:
     """Deterministic evaluation episodes per preference for the front."""
     reference_point: tuple[float, ...] = ()
     """Hypervolume reference point; empty: the env's own (env.reference_point)."""
+    objective: str = ""
+    """PPO learner only: its policy objective (``ppo.Config.objective``: dpo, lpo, ta_lpo, ...);
+    empty: the preset's."""
+    objective_params: str = ""
+    """PPO learner with lpo / ta_lpo: the drift network (a ``jaxrl meta lpo`` run folder or an
+    .npz file); empty: one initialised at PPO."""
 
 
 @struct.dataclass
@@ -103,6 +109,9 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
         raise ValueError(f"preference_set: learner must be one of {', '.join(LEARNERS)}; got "
                          f"{config.learner!r}.")
     require_positive_ints(config, "num_preferences", "front_episodes")
+    if (config.objective or config.objective_params) and config.learner != "ppo":
+        raise ValueError(f"preference_set: objective and objective_params are the PPO "
+                         f"learner's (its policy objective); learner is {config.learner!r}.")
     if config.total_steps < 0:
         raise ValueError(f"preference_set: total_steps must be >= 0; got {config.total_steps}.")
     k = preferences.num_objectives_of(env, env_params, "preference_set")
@@ -135,7 +144,11 @@ def make_train(config: Config, env: Environment, env_params: Any,
     module = LEARNERS[config.learner]
     if learner_config is None:
         overrides = {"total_steps": config.total_steps} if config.total_steps else {}
-        learner_config = module.ALGORITHM.preset_config(env.name, **overrides)
+        if config.objective:
+            overrides["objective"] = config.objective
+        if config.objective_params:
+            overrides["objective_params"] = config.objective_params
+        learner_config = module.ALGORITHM.env_preset_config(env, **overrides)
     k = preferences.num_objectives_of(env, env_params, "preference_set")
     weights = jnp.asarray(preference_weights(k, config.num_preferences))
     raw_env = without_auto_reset(env)

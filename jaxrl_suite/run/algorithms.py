@@ -78,6 +78,16 @@ class AlgorithmSpec:
     def title(self) -> str:
         return self.display_name or self.name.upper()
 
+    def env_preset_config(self, env: Any, **overrides: Any) -> Any:
+        """``Config`` for a built env: the preset of ``env.name`` where that name is an env id
+        with a preset (``make``'s gymnax and Brax ids are), else the plain defaults; then
+        ``overrides``. For algorithms that build another's config from the env they are given
+        (a preference set's learner, LPO's inner PPO): the project's own envs name
+        themselves without their family (``mo/deep-sea-treasure`` is ``deep-sea-treasure``),
+        which ``preset_config`` would take for a preset name."""
+        preset = self.presets.get(self.preset_by_env.get(getattr(env, "name", ""), ""), {})
+        return self.config(**{**preset, **overrides})
+
     def preset_config(self, env_id_or_preset: str, **overrides: Any) -> Any:
         """``Config`` from a preset (by name, or the default one of an env id), then
         ``overrides``. An env without a preset gets the plain defaults; an unknown preset name
