@@ -125,7 +125,7 @@ def test_the_objective_sees_the_training_progress_from_0_to_1():
 def test_unknown_objective_name_is_refused():
     env, params = cartpole()
     with pytest.raises(ValueError, match="objective must be one of"):
-        ppo.make_train(ppo.Config(**TINY, objective="lpo"), env, params)
+        ppo.make_train(ppo.Config(**TINY, objective="lpo_v2"), env, params)
 
 
 @pytest.mark.slow
