@@ -99,7 +99,6 @@ def child_generation(args: argparse.Namespace, devices: int) -> dict:
 
 def measure_population_vmap(args: argparse.Namespace) -> dict:
     import jax
-    import jax.numpy as jnp
 
     import jaxrl_suite
     from jaxrl_suite.algos import ppo
@@ -141,7 +140,6 @@ def measure_population_vmap(args: argparse.Namespace) -> dict:
     seconds = _best(compiled, (keys,), args.repeats)
     rows["purejaxrl"] = {"compile_s": compile_s, "run_s": seconds,
                          "env_steps_per_s": steps / seconds}
-    del jnp
     return rows
 
 

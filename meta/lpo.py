@@ -257,18 +257,18 @@ def make_train(config: Config, env: Any, env_params: Any) -> LPOTrain:
         improved = finite[top] > state.best_fitness
         best = jax.tree.map(lambda new, old: jnp.where(improved, new[top], old), candidates,
                             state.best)
+        best_fitness = jnp.maximum(finite[top], state.best_fitness)
         generation = state.generation + 1
         report = {
             "fitness_mean": jnp.nanmean(fitness), "fitness_max": jnp.nanmax(fitness),
             "fitness_min": jnp.nanmin(fitness), "ppo_return": ppo_return,
-            "mean_return": mean_return, "best_fitness": jnp.maximum(finite[top],
-                                                                   state.best_fitness),
+            "mean_return": mean_return, "best_fitness": best_fitness,
             "episode_return": mean_return,
             "env_steps": generation.astype(jnp.float32) * (population + 2)
             * inner.num_updates * inner.env_steps_per_update,
         }
         return state.replace(es_state=es_state, mean=es.mean(es_state), best=best,
-                             best_fitness=jnp.maximum(finite[top], state.best_fitness),
+                             best_fitness=best_fitness,
                              key=key, generation=generation), report
 
     def make_policy(state):
