@@ -60,6 +60,7 @@ from jaxrl_suite.learn.networks import (
     ResettableGRU,
     activation_by_name,
     array_encoder,
+    unit_dormancy,
 )
 from jaxrl_suite.learn.objectives import (
     LEARNED_OBJECTIVES,
@@ -161,6 +162,10 @@ class Config:
     """For lpo / ta_lpo: the drift network to train with, a meta-run folder (``jaxrl meta lpo``;
     its ``objective.npz``) or an ``.npz`` file; empty: one initialised at PPO (the objective
     then equals the clipped surrogate)."""
+    optimizer_params: str = ""
+    """OPEN's learned optimiser to train with instead of Adam: a meta-run folder (``jaxrl meta
+    open``; its ``optimizer.npz``, the network's sizes from its ``config.json``) or an ``.npz``
+    file (OPEN's default sizes); empty: Adam (``learning_rate``, ``max_grad_norm``)."""
     normalize_advantages: bool = True
     """Standardise advantages per minibatch."""
     normalize_observations: bool = False
@@ -337,6 +342,8 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
                 f"objective, one of {tuple(LEARNED_OBJECTIVES)}; objective is "
                 f"{config.objective!r}.")
         objective_params_file(config.objective_params)
+    if config.optimizer_params:
+        optimizer_params_file(config.optimizer_params)
     require_hidden_sizes(config.hidden_sizes)
     activation_by_name(config.activation)
     action_space = env.action_space(env_params)
@@ -434,6 +441,16 @@ class Networks:
         values = self.critic.apply(params["critic"], features)
         return values if self.num_objectives else values[..., 0]
 
+    def dormancy(self, params: dict[str, Any], features: jax.Array) -> dict[str, Any]:
+        """Per-parameter dormancy of the actor's and critic's units on a batch of features
+        (``unit_dormancy``; ones for the encoder, the GRU torso and a Gaussian's log std): the
+        input a learned optimiser such as OPEN's reads, shaped like ``params``."""
+        activation = activation_by_name(self.config.activation)
+        scores = jax.tree.map(jnp.ones_like, params)
+        scores["actor"] = unit_dormancy(self.actor, params["actor"], features, activation)
+        scores["critic"] = unit_dormancy(self.critic, params["critic"], features, activation)
+        return jax.lax.stop_gradient(scores)
+
     def recur(self, params, hidden, observation, episode_start):
         """One GRU step: ``(hidden, features)``; hidden is zeroed where ``episode_start``."""
         features = self.encode(params, observation)
@@ -495,6 +512,34 @@ def objective_params_file(path: str) -> Path:
             f"PPO: objective_params {path!r} is neither an .npz file nor a folder holding "
             f"objective.npz (a `jaxrl meta lpo` run folder).")
     return candidate
+
+
+def optimizer_params_file(path: str) -> Path:
+    """The learned-optimiser file ``Config.optimizer_params`` names: the path itself, or a
+    meta-run folder's ``optimizer.npz``. Raises ``ValueError`` when neither exists."""
+    given = Path(path).expanduser()
+    candidate = given / "optimizer.npz" if given.is_dir() else given
+    if not candidate.is_file():
+        raise ValueError(
+            f"PPO: optimizer_params {path!r} is neither an .npz file nor a folder holding "
+            f"optimizer.npz (a `jaxrl meta open` run folder).")
+    return candidate
+
+
+def learned_optimizer(config: Config) -> optim.OptimizerFactory:
+    """OPEN's optimiser ``Config.optimizer_params`` names, for a run of ``config``."""
+    from jaxrl_suite.meta import open as open_lib  # meta/ builds on PPO, not the other way
+
+    path = optimizer_params_file(config.optimizer_params)
+    open_config = open_lib.Config()
+    if (path.parent / "config.json").is_file() and path.name.startswith("optimizer"):
+        from jaxrl_suite.run.folder import load_run
+
+        _, run_config, _, _ = load_run(path.parent)
+        if isinstance(run_config, open_lib.Config):
+            open_config = run_config
+    weights = open_lib.load_optimizer_params(path, open_config)
+    return open_lib.OpenOptimizer.for_ppo(open_config, config, default_weights=weights)
 
 
 def default_hyperparams(config: Config, num_objectives: int = 0) -> Hyperparams:
@@ -637,8 +682,15 @@ def make_learner(
         loss_assembly = functools.partial(actor_critic_loss, clip_value=config.clip_value)
     if scalarize is None:
         scalarize = linear_scalarization
+    if config.optimizer_params:
+        if optimizer is not None:
+            raise ValueError("PPO: give the optimiser either as make_train's optimizer argument "
+                             f"or as Config.optimizer_params ({config.optimizer_params!r}), "
+                             "not both.")
+        optimizer = learned_optimizer(config)
     make_optimizer = optim.resolve_optimizer(
         optimizer, default_optimizer(config), Hyperparams.from_config(config), "PPO")
+    uses_dormancy = bool(getattr(make_optimizer, "uses_dormancy", False))
     env = training_env(config, env)
     num_objectives = preferences.num_objectives_of(env, env_params, "PPO")
     networks = Networks(config, ActionHead.for_space(env.action_space(env_params), config.dtype),
@@ -683,19 +735,22 @@ def make_learner(
         return carry, rollout_step
 
     # --- losses
-    def loss_fn(params, hparams: Hyperparams, batch: dict[str, jax.Array], progress,
-                epoch_progress):
-        """Loss on a minibatch: flat ``(minibatch_size, ...)`` arrays, or for the recurrent
-        policy ``(num_steps, envs_per_minibatch, ...)`` plus the rollout's initial hidden."""
+    def minibatch_features(params, batch):
+        """The actor's and critic's input on a minibatch: encoded observations, or for the
+        recurrent policy the GRU's features replayed from the rollout's initial hidden."""
         if config.recurrent:
             def replay(hidden, inputs):
                 return networks.recur(params, hidden, *inputs)
 
-            _, features = jax.lax.scan(
-                replay, batch["initial_hidden"], (batch["observation"], batch["episode_start"])
-            )
-        else:
-            features = networks.encode(params, batch["observation"])
+            return jax.lax.scan(replay, batch["initial_hidden"],
+                                (batch["observation"], batch["episode_start"]))[1]
+        return networks.encode(params, batch["observation"])
+
+    def loss_fn(params, hparams: Hyperparams, batch: dict[str, jax.Array], progress,
+                epoch_progress):
+        """Loss on a minibatch: flat ``(minibatch_size, ...)`` arrays, or for the recurrent
+        policy ``(num_steps, envs_per_minibatch, ...)`` plus the rollout's initial hidden."""
+        features = minibatch_features(params, batch)
         distribution = networks.distribution(params, features)
         log_prob = distribution.log_prob(batch["action"])
         log_ratio = log_prob - batch["log_prob"]
@@ -782,7 +837,13 @@ def make_learner(
             (total, diagnostics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
                 params, hparams, batch, progress, epoch_progress
             )
-            params, opt_state = optim.apply_gradient(optimizer, params, opt_state, grads)
+            if uses_dormancy:  # a learned optimiser that reads its units' dormancy (OPEN)
+                dormancy = networks.dormancy(params, minibatch_features(params, batch))
+                updates, opt_state = optax.with_extra_args_support(optimizer).update(
+                    grads, opt_state, params, dormancy=dormancy)
+                params = optax.apply_updates(params, updates)
+            else:
+                params, opt_state = optim.apply_gradient(optimizer, params, opt_state, grads)
             return (params, opt_state), {
                 "total_loss": total, "grad_norm": optax.tree.norm(grads), **diagnostics
             }

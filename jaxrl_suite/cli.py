@@ -265,7 +265,7 @@ def _train(argv: list[str]) -> int:
     return algorithm_main(algorithm, argv[1:], prog=f"jaxrl train {argv[0]}")
 
 
-META_HELP = """usage: jaxrl meta {lpg,lpo,eval} ...
+META_HELP = """usage: jaxrl meta {lpg,lpo,open,eval} ...
 
 Meta-learning of RL algorithms (meta/):
   jaxrl meta lpg [--preset cpu] [--curriculum random|frozen|plr]
@@ -277,6 +277,9 @@ Meta-learning of RL algorithms (meta/):
                  [--population-size 64] [--generations N] [--es-strategy open_es|snes|cma_es]
       meta-train an LPO drift objective (TA-LPO with --time-aware) by evolution over whole
       PPO runs; train with it by jaxrl train ppo --objective lpo --objective-params RUN_DIR.
+  jaxrl meta open [--preset cpu] [--env gymnax/CartPole-v1] [--population-size 64]
+      meta-train OPEN, a learned per-parameter optimiser for PPO, by evolution over whole
+      PPO runs; train with it by jaxrl train ppo --optimizer-params RUN_DIR.
   jaxrl meta eval RUN_DIR [--on named|heldout|minatar|ENV_ID ...] [--seeds N]
       train fresh agents with the run's learned objective beside A2C (same budget and seeds);
       a table and a plot per target in RUN_DIR/meta_eval/.
@@ -287,7 +290,7 @@ def _meta(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(META_HELP, end="")
         return 0 if argv else 2
-    if argv[0] in ("lpg", "lpo"):
+    if argv[0] in ("lpg", "lpo", "open"):
         from jaxrl_suite.run.algorithms import load_algorithm
         from jaxrl_suite.run.command import algorithm_main
 
@@ -297,7 +300,7 @@ def _meta(argv: list[str]) -> int:
 
         return meta_eval_main(argv[1:])
     print(f"jaxrl: error: unknown meta command {argv[0]!r}; `jaxrl meta --help` lists lpg, "
-          f"lpo and eval.", file=sys.stderr)
+          f"lpo, open and eval.", file=sys.stderr)
     return 2
 
 

@@ -53,11 +53,13 @@ __all__ = [
     "ES",
     "ESConfig",
     "ESState",
+    "EvolutionState",
     "FITNESS_SHAPINGS",
     "OPTIMIZERS",
     "STRATEGIES",
     "centered_rank_fitness",
     "make_es",
+    "make_evolution",
     "pairwise_rank_fitness",
     "shard_population",
 ]
@@ -377,6 +379,13 @@ def _check_template(example_params: Any) -> None:
             )
 
 
+def _strong(leaf: Any) -> Any:
+    """``leaf`` without JAX's weak type (the same dtype and values)."""
+    if isinstance(leaf, jax.Array) and jax.typeof(leaf).weak_type:
+        return jax.lax.convert_element_type(leaf, leaf.dtype)
+    return leaf
+
+
 def make_es(config: ESConfig, example_params: Any) -> ES:
     """Build an evolution strategy searching over pytrees shaped like ``example_params``.
 
@@ -400,6 +409,10 @@ def make_es(config: ESConfig, example_params: Any) -> ES:
     def init(key: jax.Array, params: Any = None) -> ESState:
         start = template if params is None else params
         state = algorithm.init(key, start, strategy_params)
+        # evosax leaves some initial fields weakly typed (best_solution, best_fitness), which
+        # tell makes strong: a jitted generation would compile twice, on its first and second
+        # call. Made strong here, every generation sees one state type.
+        state = jax.tree.map(_strong, state)
         return ESState(strategy_state=state, strategy_params=strategy_params)
 
     def ask(key: jax.Array, state: ESState) -> tuple[Any, ESState]:
@@ -487,3 +500,100 @@ def shard_population(population: Any, mesh: Mesh | None = None) -> Any:
     # the compiler where the members live.
     return jax.tree.map(lambda leaf: jax.lax.with_sharding_constraint(leaf, sharding), population)
 
+
+
+# --- a generation of whole inner runs -----------------------------------------------------------
+@struct.dataclass
+class EvolutionState:
+    """The state of a meta-run that evolves params evaluated by whole inner runs.
+
+    Attributes:
+      es_state: the strategy's state (its mean is the current params).
+      mean: the search mean, shaped like the template.
+      best: the best member seen so far, and ``best_fitness`` its fitness (-inf before any).
+      key: the run's key; ``generation`` the generations done (int32).
+      hparams: the meta-run's traced hyperparameters (the inner runs').
+    """
+
+    es_state: ESState
+    mean: Any
+    best: Any
+    best_fitness: jax.Array
+    key: jax.Array
+    generation: jax.Array
+    hparams: Any
+
+
+def make_evolution(
+    es: ES,
+    template: Any,
+    member_fitness: Callable[[Any, Any, jax.Array], jax.Array],
+    baseline: Any,
+    member_chunks: int = 1,
+) -> tuple[Callable[[jax.Array, Any], EvolutionState],
+           Callable[[EvolutionState], tuple[EvolutionState, dict[str, jax.Array]]]]:
+    """``(init, update)`` of a meta-run whose generation is one ``update``: ask the strategy,
+    evaluate every member by ``member_fitness``, tell.
+
+    Args:
+      es: the strategy (``make_es``), over params shaped like ``template``.
+      template: where the search starts.
+      member_fitness: ``(params, hparams, key) -> scalar`` fitness of one member (a whole inner
+        run and its evaluation), higher is better. The two members of an antithetic pair get
+        the same key (their agents' initialisation, env seeds, evaluation episodes), so only
+        the sign of the perturbation tells them apart.
+      baseline: the generation's reference, on the first pair's key: a params pytree shaped
+        like ``template`` (evaluated beside the search mean in one ``vmap``) or a callable
+        ``(hparams, key) -> scalar`` (a different inner run, e.g. PPO with Adam).
+      member_chunks: evaluate the population in this many sequential chunks (memory grows
+        with a chunk's members); it must divide the population.
+
+    ``update`` reports ``fitness_mean``/``_max``/``_min`` (over members, NaN ignored),
+    ``baseline_return``, ``mean_return`` (the search mean's fitness) and ``best_fitness``.
+    Members are split over local devices when they divide the population (``shard_population``).
+    """
+    population = es.config.population_size
+    returns_of = jax.vmap(member_fitness, in_axes=(0, None, 0))
+
+    def init(key: jax.Array, hparams: Any) -> EvolutionState:
+        es_key, run_key = jax.random.split(key)
+        return EvolutionState(es_state=es.init(es_key, template), mean=template, best=template,
+                              best_fitness=jnp.float32(-jnp.inf), key=run_key,
+                              generation=jnp.int32(0), hparams=hparams)
+
+    def update(state: EvolutionState) -> tuple[EvolutionState, dict[str, jax.Array]]:
+        key, ask_key, member_key = jax.random.split(state.key, 3)
+        candidates, es_state = es.ask(ask_key, state.es_state)
+        keys = jnp.repeat(jax.random.split(member_key, population // 2), 2, axis=0)
+        members = shard_population((candidates, keys))
+        if member_chunks == 1:
+            fitness = returns_of(members[0], state.hparams, members[1])
+        else:
+            def split(x):
+                return x.reshape((member_chunks, x.shape[0] // member_chunks) + x.shape[1:])
+
+            fitness = jax.lax.map(lambda chunk: returns_of(chunk[0], state.hparams, chunk[1]),
+                                  jax.tree.map(split, members)).reshape(-1)
+        if callable(baseline):
+            baseline_return = baseline(state.hparams, keys[0])
+            mean_return = member_fitness(state.mean, state.hparams, keys[0])
+        else:
+            references = jax.tree.map(lambda a, b: jnp.stack([a, b]), baseline, state.mean)
+            baseline_return, mean_return = returns_of(references, state.hparams, keys[:2])
+        es_state = es.tell(es_state, candidates, fitness)
+        finite = jnp.where(jnp.isfinite(fitness), fitness, -jnp.inf)
+        top = jnp.argmax(finite)
+        improved = finite[top] > state.best_fitness
+        best = jax.tree.map(lambda new, old: jnp.where(improved, new[top], old), candidates,
+                            state.best)
+        best_fitness = jnp.maximum(finite[top], state.best_fitness)
+        report = {
+            "fitness_mean": jnp.nanmean(fitness), "fitness_max": jnp.nanmax(fitness),
+            "fitness_min": jnp.nanmin(fitness), "baseline_return": baseline_return,
+            "mean_return": mean_return, "best_fitness": best_fitness,
+        }
+        return state.replace(es_state=es_state, mean=es.mean(es_state), best=best,
+                             best_fitness=best_fitness, key=key,
+                             generation=state.generation + 1), report
+
+    return init, update

@@ -121,24 +121,9 @@ class Hyperparams:
     ppo: ppo.Hyperparams
 
 
-@struct.dataclass
-class LPOState:
-    """A meta-run's state.
-
-    Attributes:
-      es_state: the evolution strategy's state (its mean is the current objective).
-      mean: the search mean as drift-network params.
-      best: the best member's params seen so far, and ``best_fitness`` its mean return.
-      key: the run's key; ``generation`` the generations done (int32).
-    """
-
-    es_state: es_lib.ESState
-    mean: Any
-    best: Any
-    best_fitness: jax.Array
-    key: jax.Array
-    generation: jax.Array
-    hparams: Hyperparams
+LPOState = es_lib.EvolutionState
+"""A meta-run's state: the ES state, the search ``mean`` and the ``best`` member seen (as
+drift-network params), ``best_fitness``, ``key``, ``generation`` and ``hparams``."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -154,10 +139,13 @@ class LPOTrain(Train):
     population_returns: Any = None
 
 
-def inner_config(config: Config, env: Any) -> ppo.Config:
-    """The inner runs' PPO config: the preset (or the env's), the learned objective, the
-    steps and envs the config overrides."""
-    overrides: dict[str, Any] = {"objective": "ta_lpo" if config.time_aware else "lpo"}
+def inner_config(config: Any, env: Any, objective: str | None = None) -> ppo.Config:
+    """The inner runs' PPO config: the preset (or the env's), the learned objective (default
+    ``lpo``, ``ta_lpo`` when ``config.time_aware``; ``objective`` names another), the steps and
+    envs the config overrides."""
+    if objective is None:
+        objective = "ta_lpo" if config.time_aware else "lpo"
+    overrides: dict[str, Any] = {"objective": objective}
     if config.inner_total_steps:
         overrides["total_steps"] = config.inner_total_steps
     if config.inner_num_envs:
@@ -169,7 +157,8 @@ def inner_config(config: Config, env: Any) -> ppo.Config:
     return ppo.ALGORITHM.env_preset_config(env, **overrides)
 
 
-def es_config(config: Config) -> es_lib.ESConfig:
+def es_config(config: Any) -> es_lib.ESConfig:
+    """The strategy a meta-run's ``es_*`` and ``population_size`` fields describe."""
     return es_lib.ESConfig(
         strategy=config.es_strategy, population_size=config.population_size,
         sigma=config.es_sigma,
@@ -181,23 +170,32 @@ def es_config(config: Config) -> es_lib.ESConfig:
 
 def validate(config: Config, env: Any = None, env_params: Any = None) -> None:
     """Refuse a meta-run that cannot work, in plain words, before anything compiles."""
+    check_evolution_config(config, env, env_params, "LPO", {"hidden_size": 1})
+
+
+def check_evolution_config(config: Any, env: Any, env_params: Any, owner: str,
+                           sizes: dict[str, int]) -> None:
+    """The checks every ES meta-run over whole PPO runs shares (LPO's, OPEN's): finite numbers;
+    ``sizes`` (name -> minimum) and the population, chunk, inner-run and fitness fields are
+    integers at least their minimum; the population even (antithetic pairs) and divisible by
+    ``member_chunks``; a valid strategy; an episode limit to evaluate with."""
     require_finite_numbers(config)
-    for name, minimum in (("hidden_size", 1), ("population_size", 2), ("generations", 0),
+    for name, minimum in (*sizes.items(), ("population_size", 2), ("generations", 0),
                           ("member_chunks", 1), ("inner_total_steps", 0),
                           ("inner_num_envs", 0), ("fitness_episodes", 1), ("fitness_max_steps", 0)):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"LPO: {name} must be an integer >= {minimum}; got {value!r}.")
+            raise ValueError(f"{owner}: {name} must be an integer >= {minimum}; got {value!r}.")
     if config.population_size % 2:
-        raise ValueError(f"LPO: the population comes in antithetic pairs, so population_size "
-                         f"must be even; got {config.population_size}.")
+        raise ValueError(f"{owner}: the population comes in antithetic pairs, so "
+                         f"population_size must be even; got {config.population_size}.")
     if config.population_size % config.member_chunks:
-        raise ValueError(f"LPO: population_size ({config.population_size}) must be divisible "
-                         f"by member_chunks ({config.member_chunks}).")
+        raise ValueError(f"{owner}: population_size ({config.population_size}) must be "
+                         f"divisible by member_chunks ({config.member_chunks}).")
     es_config(config).validate()
     if env is not None and config.fitness_max_steps == 0 and getattr(
             env_params, "max_steps_in_episode", None) is None:
-        raise ValueError(f"LPO: {env.name}'s params have no max_steps_in_episode; set "
+        raise ValueError(f"{owner}: {env.name}'s params have no max_steps_in_episode; set "
                          f"fitness_max_steps.")
 
 
@@ -214,7 +212,7 @@ def make_train(config: Config, env: Any, env_params: Any) -> LPOTrain:
     template = objectives.init_drift_params(jax.random.key(0), config.time_aware,
                                             config.hidden_size)
     es = es_lib.make_es(es_config(config), template)
-    population, chunks = config.population_size, config.member_chunks
+    population = config.population_size
     inner_updates = inner.num_updates
 
     def member_return(drift, ppo_hparams, key):
@@ -228,48 +226,20 @@ def make_train(config: Config, env: Any, env_params: Any) -> LPOTrain:
                            max_steps=fitness_steps)["episode_return"]
         return returns.mean()
 
-    returns_of = jax.vmap(member_return, in_axes=(0, None, 0))
+    def fitness(drift, hparams, key):
+        return member_return(drift, hparams.ppo, key)
 
-    def init(key: jax.Array, hparams: Hyperparams) -> LPOState:
-        es_key, run_key = jax.random.split(key)
-        return LPOState(es_state=es.init(es_key, template), mean=template, best=template,
-                        best_fitness=jnp.float32(-jnp.inf), key=run_key,
-                        generation=jnp.int32(0), hparams=hparams)
+    # The baseline is PPO itself: the template's learned term is 0.
+    init, evolve = es_lib.make_evolution(es, template, fitness, baseline=template,
+                                         member_chunks=config.member_chunks)
 
     def update(state: LPOState) -> tuple[LPOState, dict[str, jax.Array]]:
-        key, ask_key, member_key = jax.random.split(state.key, 3)
-        candidates, es_state = es.ask(ask_key, state.es_state)
-        keys = jnp.repeat(jax.random.split(member_key, population // 2), 2, axis=0)
-        members = es_lib.shard_population((candidates, keys))
-        if chunks == 1:
-            fitness = returns_of(members[0], state.hparams.ppo, members[1])
-        else:
-            split = lambda x: x.reshape((chunks, x.shape[0] // chunks) + x.shape[1:])  # noqa: E731
-            fitness = jax.lax.map(lambda chunk: returns_of(chunk[0], state.hparams.ppo,
-                                                           chunk[1]),
-                                  jax.tree.map(split, members)).reshape(-1)
-        # PPO (the template's learned term is 0) and the search mean, on the first pair's keys.
-        references = jax.tree.map(lambda a, b: jnp.stack([a, b]), template, state.mean)
-        ppo_return, mean_return = returns_of(references, state.hparams.ppo, keys[:2])
-        es_state = es.tell(es_state, candidates, fitness)
-        finite = jnp.where(jnp.isfinite(fitness), fitness, -jnp.inf)
-        top = jnp.argmax(finite)
-        improved = finite[top] > state.best_fitness
-        best = jax.tree.map(lambda new, old: jnp.where(improved, new[top], old), candidates,
-                            state.best)
-        best_fitness = jnp.maximum(finite[top], state.best_fitness)
-        generation = state.generation + 1
-        report = {
-            "fitness_mean": jnp.nanmean(fitness), "fitness_max": jnp.nanmax(fitness),
-            "fitness_min": jnp.nanmin(fitness), "ppo_return": ppo_return,
-            "mean_return": mean_return, "best_fitness": best_fitness,
-            "episode_return": mean_return,
-            "env_steps": generation.astype(jnp.float32) * (population + 2)
-            * inner.num_updates * inner.env_steps_per_update,
-        }
-        return state.replace(es_state=es_state, mean=es.mean(es_state), best=best,
-                             best_fitness=best_fitness,
-                             key=key, generation=generation), report
+        state, report = evolve(state)
+        report["ppo_return"] = report.pop("baseline_return")
+        report["episode_return"] = report["mean_return"]
+        report["env_steps"] = (state.generation.astype(jnp.float32) * (population + 2)
+                               * inner.num_updates * inner.env_steps_per_update)
+        return state, report
 
     def make_policy(state):
         raise ValueError("LPO: a meta-run learns an objective, not a policy; train with it by "
@@ -281,7 +251,8 @@ def make_train(config: Config, env: Any, env_params: Any) -> LPOTrain:
         env_steps_per_update=(population + 2) * inner.num_updates * inner.env_steps_per_update,
         default_hparams=Hyperparams(ppo=inner.default_hparams.replace(meta=None)),
         make_policy=make_policy, config=config, int32_env_steps=False, inner=inner, es=es,
-        member_return=member_return, population_returns=returns_of)
+        member_return=member_return,
+        population_returns=jax.vmap(member_return, in_axes=(0, None, 0)))
 
 
 # --- outputs --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ or ``MinAtarEncoder``'s convolution.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -37,6 +37,7 @@ __all__ = [
     "orthogonal",
     "scale_to_bounds",
     "tanh_gaussian_sample",
+    "unit_dormancy",
 ]
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -148,6 +149,54 @@ class GridEncoder(nn.Module):
             parts.append(nn.Dense(self.direction_features,
                                   kernel_init=orthogonal(np.sqrt(2.0)))(one_hot))
         return jnp.concatenate(parts, axis=-1)
+
+
+def unit_dormancy(module: nn.Module, variables: Any, inputs: Any,
+                  activation: Callable[[jax.Array], jax.Array]) -> Any:
+    """How active each unit of ``module``'s dense layers is on ``inputs``, relative to its layer.
+
+    A unit's score is its mean absolute activation over the batch divided by the mean of that
+    over its layer (Sokar et al. 2023's dormancy, the input OPEN's learned optimiser reads): 1
+    for an average unit, near 0 for a dormant one. Hidden dense layers are scored after
+    ``activation``, a scope's last dense layer (an MLP's output) on its raw output.
+
+    Args:
+      module: a flax module (an ``MLP``, or one containing them).
+      variables: its variables (``{"params": ...}``).
+      inputs: a batch of its inputs, ``(..., in)``; every leading axis is a batch axis.
+      activation: the hidden layers' activation.
+
+    Returns:
+      A pytree shaped like ``variables``: each dense kernel ``(in, out)`` and bias ``(out,)``
+      holds its output unit's score (broadcast over ``in``); every other leaf holds ones.
+    """
+    _, captured = module.apply(variables, inputs, capture_intermediates=True,
+                               mutable=["intermediates"])
+
+    def dense_index(name: str) -> int:
+        return int(name.split("_")[-1]) if name.startswith("Dense_") else -1
+
+    def score(params: Any, outputs: Any) -> Any:
+        last = max((dense_index(name) for name in params), default=-1)
+        scored = {}
+        for name, child in params.items():
+            kernel = child.get("kernel") if isinstance(child, Mapping) else None
+            if kernel is not None and kernel.ndim == 2 and name in outputs:
+                output = outputs[name]["__call__"][0]
+                if dense_index(name) != last:
+                    output = activation(output)
+                magnitude = jnp.abs(output).reshape(-1, output.shape[-1]).mean(axis=0)
+                unit = magnitude / (magnitude.mean() + 1e-9)
+                scored[name] = {leaf: (jnp.broadcast_to(unit, value.shape)
+                                       if leaf in ("kernel", "bias") else jnp.ones_like(value))
+                                for leaf, value in child.items()}
+            elif isinstance(child, Mapping):
+                scored[name] = score(child, outputs.get(name, {}))
+            else:
+                scored[name] = jnp.ones_like(child)
+        return scored
+
+    return {"params": score(variables["params"], captured["intermediates"])}
 
 
 def flatten_observation(observation: jax.Array, observation_ndim: int) -> jax.Array:

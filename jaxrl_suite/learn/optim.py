@@ -19,6 +19,11 @@ Algorithms take an ``optimizer`` argument in one of two forms:
 ``resolve_optimizer`` turns either form (or ``None``, the algorithm's default) into a factory
 and refuses, before anything compiles, an optimiser whose first step on a quadratic bowl
 ascends: the old ``scale_by_*``-then-subtract convention can no longer slip through.
+
+A factory may carry two attributes: ``learned = True`` (a learned optimiser, exempt from that
+check) and ``uses_dormancy = True`` (its ``update`` takes the extra argument ``dormancy=``, a
+pytree shaped like the params holding each parameter's unit dormancy, which PPO then computes
+on every minibatch: ``networks.unit_dormancy``).
 """
 
 from __future__ import annotations
@@ -185,7 +190,11 @@ def resolve_optimizer(
             f"{owner}: the optimiser factory must return an optax.GradientTransformation; it "
             f"returned {type(built).__name__}."
         )
-    check_descends(built, owner)
+    # A learned optimiser (a factory marked ``learned``, e.g. OPEN's) puts the sign into its
+    # construction; its first step on a bowl is whatever its network learned (a random
+    # initialisation may well climb), which is no sign of a convention error.
+    if not getattr(factory, "learned", False):
+        check_descends(built, owner)
     return factory
 
 

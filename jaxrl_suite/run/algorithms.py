@@ -163,6 +163,9 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     "lpo": ("jaxrl_suite.meta.lpo", "Meta-learning: LPO / TA-LPO (--time-aware), a PPO drift "
             "objective discovered by evolution over whole PPO runs; train with it by "
             "`jaxrl train ppo --objective lpo --objective-params RUN_DIR`"),
+    "open": ("jaxrl_suite.meta.open", "Meta-learning: OPEN, a learned per-parameter optimiser "
+             "for PPO discovered by evolution over whole PPO runs; train with it by "
+             "`jaxrl train ppo --optimizer-params RUN_DIR`"),
     "lpg": ("jaxrl_suite.meta.lpg", "Meta-learning: LPG, a learned policy-gradient objective "
             "meta-trained on level envs; GROOVE's curricula (--curriculum plr --score "
             "alg_regret); `jaxrl meta eval` tests it"),
