@@ -281,8 +281,12 @@ Meta-learning of RL algorithms (meta/):
       meta-train OPEN, a learned per-parameter optimiser for PPO, by evolution over whole
       PPO runs; train with it by jaxrl train ppo --optimizer-params RUN_DIR.
   jaxrl meta eval RUN_DIR [--on named|heldout|minatar|ENV_ID ...] [--seeds N]
-      train fresh agents with the run's learned objective beside A2C (same budget and seeds);
-      a table and a plot per target in RUN_DIR/meta_eval/.
+      an LPG run: train fresh agents with the run's learned objective beside A2C (same budget
+      and seeds); a table and a plot per target in RUN_DIR/meta_eval/.
+  jaxrl meta eval RUN_DIR [--on minatar|ENV_ID ...] [--horizons 0.25 1 4] [--seeds N]
+                  [--objective-file objective|objective_best]
+      an LPO run: fresh PPO agents with PPO's, DPO's and the discovered drift on the same seeds,
+      for each horizon multiple of the budget; a table in RUN_DIR/meta_eval/.
 """
 
 

@@ -1,9 +1,13 @@
-"""Meta-testing: fresh agents trained by a learned objective, beside A2C at the same budget.
+"""Meta-testing: fresh agents trained by a learned objective, beside baselines at the same budget.
 
-``jaxrl meta eval RUN_DIR --on named heldout minatar`` restores the objective of a finished (or
-checkpointed) LPG run and, for each target, trains ``--seeds`` fresh agents with it and as many
-with A2C, the same seeds (keys) for both, for the same number of updates; then evaluates each
-agent's final policy (the mean return of a fresh episode in each of its envs). Targets:
+``jaxrl meta eval RUN_DIR`` reads the algorithm a run folder's ``config.json`` records and tests
+that run's learned objective; any other run folder is refused. Results go to
+``RUN_DIR/meta_eval/``: ``results.json`` and ``results.md`` (a table).
+
+LPG runs (``jaxrl meta eval RUN_DIR --on named heldout minatar``): the objective of the newest
+checkpoint; for each target ``--seeds`` fresh agents are trained with it and as many with A2C,
+the same seeds (keys) for both, for the same number of updates; then each agent's final policy
+is evaluated (the mean return of a fresh episode in each of its envs). Targets:
 
 * ``named``: the grid world's named reference levels (``gridworld/<name>``), each for its
   recommended lifetime; the optimal return (value iteration) beside where it applies.
@@ -13,8 +17,24 @@ agent's final policy (the mean return of a fresh episode in each of its envs). T
   ``--minatar-updates`` updates.
 * any registered env id.
 
-Written to ``RUN_DIR/meta_eval/``: ``results.json``, ``results.md`` (a table per target) and a
-plot per target of both rules' training returns against updates.
+LPG runs also get a plot per target of both rules' training returns against updates.
+
+LPO and TA-LPO runs (``jaxrl meta eval RUN_DIR --on ENV_ID... | minatar --horizons 0.25 1 4
+--seeds N --objective-file objective|objective_best``; ``evaluate_lpo_run``): for each target
+and each horizon multiple ``h``, ``--seeds`` fresh PPO agents are trained with each of three
+policy objectives, PPO's clipped surrogate, DPO and the discovered drift (``lpo``, or
+``ta_lpo`` for a time-aware run, its network from the run's ``objective.npz``), on the same
+keys for all three, for ``h`` times the target's budget; each final policy plays the run's
+``fitness_episodes`` evaluation episodes (sampled or greedy as the run's fitness was), and
+their mean return is that seed's. The budget and the other PPO settings: on the meta-training
+env, the meta-run's inner PPO (``lpo.inner_config``; ``h = 1`` is the horizon it was
+discovered at) with the run's ``fitness_max_steps``; on any other env, that env's PPO preset
+(``ppo.ALGORITHM.env_preset_config``, plain defaults where it has none: the run's inner
+overrides were chosen for its own env) and its total steps, episodes up to the env's own limit.
+Targets: any registered env id, and ``minatar`` (the four ids of ``MINATAR_IDS``, PPO's MinAtar
+preset); default the meta-training env. One compiled call per target, horizon and objective: a
+``vmap`` over the seeds' keys of a whole PPO run and its evaluation
+(``lpo.make_run_return``).
 """
 
 from __future__ import annotations
@@ -23,6 +43,8 @@ import argparse
 import dataclasses
 import json
 import math
+import numbers
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -33,12 +55,15 @@ import jax
 import numpy as np
 
 import jaxrl_suite
+from jaxrl_suite.algos import ppo
 from jaxrl_suite.env.levels import is_level_env
-from jaxrl_suite.meta import lpg
+from jaxrl_suite.learn import objectives
+from jaxrl_suite.meta import lpg, lpo
 from jaxrl_suite.meta.agent import AGENT_PRESETS, AgentConfig, make_agent
 
-__all__ = ["MINATAR_IDS", "compare_rules", "evaluate_run", "load_objective", "main",
-           "make_comparison", "summarize_comparison"]
+__all__ = ["LPO_HORIZONS", "MINATAR_IDS", "compare_rules", "evaluate_lpo_run", "evaluate_run",
+           "load_objective", "main", "make_comparison", "objective_returns", "run_algorithm",
+           "summarize_comparison"]
 
 MINATAR_IDS = ("gymnax/Breakout-MinAtar", "gymnax/Asterix-MinAtar", "gymnax/Freeway-MinAtar",
                "gymnax/SpaceInvaders-MinAtar")
@@ -111,6 +136,15 @@ def compare_rules(params: Any, config: lpg.Config, env: Any, env_params: Any,
     return summarize_comparison(compare(params, levels, keys))
 
 
+def run_algorithm(run_dir: str | Path) -> str | None:
+    """The algorithm a run folder's ``config.json`` records (``run.algo``: ``"lpg"``,
+    ``"lpo"``, ...). A folder without one is refused in plain words."""
+    config_path = Path(run_dir) / "config.json"
+    if not config_path.exists():
+        raise ValueError(f"{run_dir} is not a run folder: it has no config.json.")
+    return json.loads(config_path.read_text()).get("run", {}).get("algo")
+
+
 def load_objective(run_dir: str | Path) -> tuple[Any, lpg.Config, Any, int]:
     """``(params, config, options, meta_step)`` of an LPG run folder's newest checkpoint (the
     first seed's objective). A folder of another kind is refused in plain words."""
@@ -119,10 +153,7 @@ def load_objective(run_dir: str | Path) -> tuple[Any, lpg.Config, Any, int]:
     from jaxrl_suite.run.options import seed_keys
 
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.exists():
-        raise ValueError(f"{run_dir} is not a run folder: it has no config.json.")
-    algo = json.loads(config_path.read_text())["run"].get("algo")
+    algo = run_algorithm(run_dir)
     if algo != "lpg":
         raise ValueError(f"jaxrl meta eval tests a learned objective: {run_dir} is a run of "
                          f"{algo!r}, not of lpg (`jaxrl meta lpg` makes one; `jaxrl eval` "
@@ -159,6 +190,12 @@ def _optimal_return(env: Any, level: Any) -> float | None:
     return float(gridworld.optimal_return(raw, level))  # its horizon is static: not jitted here
 
 
+def _evaluation_keys(seed: int, seeds: int) -> jax.Array:
+    """The ``(seeds,)`` keys of the fresh agents, one per seed, shared by every rule compared
+    (and every target); a derivation the meta-runs' own keys never use."""
+    return jax.random.split(jax.random.key(seed + 10_007), seeds)
+
+
 def _summary(values: np.ndarray) -> dict[str, float]:
     per_seed = values.mean(axis=0)  # over levels
     return {"mean": float(values.mean()), "std_over_seeds": float(per_seed.std())}
@@ -171,7 +208,7 @@ def evaluate_run(run_dir: str | Path, targets: Sequence[str] = ("named", "heldou
     returns the results. ``named_updates`` caps the named levels' lifetimes (their
     recommended 2,500 and 25,000 updates take hours on a CPU)."""
     params, config, options, meta_step = load_objective(run_dir)
-    keys = jax.random.split(jax.random.key(seed + 10_007), seeds)
+    keys = _evaluation_keys(seed, seeds)
     results: dict[str, Any] = {"run": str(run_dir), "meta_step": meta_step, "seeds": seeds,
                                "targets": {}}
     expanded: list[tuple[str, str, int | None, str]] = []
@@ -251,19 +288,223 @@ def write_results(out_dir: Path, results: dict[str, Any]) -> None:
     (out_dir / "results.md").write_text("\n".join(lines) + "\n")
 
 
+# --- LPO and TA-LPO: the discovered drift beside PPO's and DPO's ------------------------------
+LPO_HORIZONS = (0.25, 1.0, 4.0)
+PPO_OBJECTIVE = "clipped_surrogate"  # ppo.Config's default objective
+_OBJECTIVE_FILE = re.compile(r"objective(_best)?(_seed\d+)?")
+
+
+def objective_returns(config: ppo.Config, env: Any, env_params: Any, keys: jax.Array,
+                      episodes: int, deterministic: bool, max_steps: int | None) -> np.ndarray:
+    """Final returns ``(S,)`` float32 of ``S`` fresh PPO agents trained by ``config`` (its
+    objective, its ``total_steps``), one per key of ``keys`` ``(S,)``: each trains from its key
+    and its final policy plays ``episodes`` episodes (``lpo.make_run_return``), the mean
+    undiscounted return. One compiled call, a ``vmap`` over the keys of the whole run."""
+    train = ppo.make_train(config, env, env_params)
+    run_return = lpo.make_run_return(train, env, env_params, episodes, deterministic, max_steps)
+    return np.asarray(jax.jit(jax.vmap(run_return, in_axes=(None, 0)))(train.default_hparams,
+                                                                       keys))
+
+
+def _lpo_env_ids(targets: Sequence[str]) -> list[str]:
+    """The env ids of LPO targets (``minatar`` expanded), each checked to be registered."""
+    from jaxrl_suite.env.registry import env_spec
+
+    env_ids: list[str] = []
+    for target in targets:
+        if target == "minatar":
+            env_ids += [env_id for env_id in MINATAR_IDS if env_id not in env_ids]
+            continue
+        if target in ("named", "heldout"):
+            raise ValueError(f"meta eval: the target {target!r} is an LPG run's (grid-world "
+                             f"levels); an LPO run accepts 'minatar' or registered env ids.")
+        try:
+            env_spec(target)
+        except ValueError as error:
+            raise ValueError(f"meta eval: unknown target {target!r}; an LPO run accepts "
+                             f"'minatar' or a registered env id. {error}") from None
+        if target not in env_ids:
+            env_ids.append(target)
+    return env_ids
+
+
+def _lpo_plan(config: lpo.Config, meta_env: str, env_ids: Sequence[str],
+              horizons: Sequence[float], learned: str, objective_path: Path
+              ) -> list[dict[str, Any]]:
+    """One entry per target and horizon: the env, the three PPO configs (by objective name,
+    ``learned`` reading ``objective_path``) at ``h`` times the target's budget, the
+    evaluation's settings. Every config is checked here, so a bad one is refused before
+    anything compiles."""
+    plan = []
+    for env_id in env_ids:
+        env, env_params = jaxrl_suite.make(env_id)
+        if env_id == meta_env:
+            base = lpo.inner_config(config, env)
+            budget, max_steps = "the meta-run's inner PPO", config.fitness_max_steps or None
+        else:
+            base = ppo.ALGORITHM.env_preset_config(env)
+            budget, max_steps = "the env's PPO preset", None
+            if getattr(env_params, "max_steps_in_episode", None) is None:
+                raise ValueError(f"meta eval: {env_id}'s params have no max_steps_in_episode, "
+                                 f"so its evaluation episodes have no limit; choose another "
+                                 f"target.")
+        for horizon in horizons:
+            steps = int(round(horizon * base.total_steps))
+            configs = {name: dataclasses.replace(
+                base, total_steps=steps, objective=name,
+                objective_params=str(objective_path) if name == learned else "")
+                for name in (PPO_OBJECTIVE, "dpo", learned)}
+            for name, ppo_config in configs.items():
+                try:
+                    ppo.validate(ppo_config, env, env_params)
+                except ValueError as error:
+                    raise ValueError(f"meta eval: {env_id} at horizon {horizon:g} ({steps:,} "
+                                     f"steps, objective {name}): {error}") from None
+            batch = base.num_envs * base.num_steps  # PPO trains in whole updates of a batch
+            plan.append({"target": env_id, "env": env, "env_params": env_params,
+                         "horizon": horizon, "steps": steps, "env_steps": steps // batch * batch,
+                         "base_steps": base.total_steps, "budget": budget,
+                         "max_steps": max_steps, "configs": configs})
+    return plan
+
+
+def evaluate_lpo_run(run_dir: str | Path, targets: Sequence[str] | None = None,
+                     horizons: Sequence[float] = LPO_HORIZONS, seeds: int = 4,
+                     objective_file: str = "objective", seed: int = 0) -> dict[str, Any]:
+    """Meta-test an LPO or TA-LPO run's discovered drift (module docstring): for each target env
+    and horizon multiple, ``seeds`` fresh PPO agents per objective (PPO's clipped surrogate,
+    DPO, the discovered one) on the same keys.
+
+    Args:
+      run_dir: a run folder of ``jaxrl meta lpo`` (finished: it holds ``objective.npz``).
+      targets: env ids or ``"minatar"``; default the meta-training env.
+      horizons: multiples ``h > 0`` of each target's budget (``total_steps = round(h *
+        budget)`` env steps; trained in whole updates, so ``env_steps`` may be less).
+      seeds: agents per objective, target and horizon.
+      objective_file: the run folder's drift file to test, ``objective`` (the search mean) or
+        ``objective_best`` (the best member seen); ``_seed{i}`` for a run of several seeds.
+      seed: the evaluation keys are ``split(key(seed + 10007), seeds)``.
+
+    Returns:
+      The dict written to ``RUN_DIR/meta_eval/results.json``: the run's settings and ``rows``,
+      one per target and horizon, each with ``steps``, ``env_steps`` and ``returns``: per
+      objective name the ``per_seed`` final returns ``(seeds,)``, their ``mean`` and
+      ``std_over_seeds``. Raises ``ValueError`` for a bad setting, before anything compiles.
+    """
+    from jaxrl_suite.run.folder import load_run
+
+    run_dir = Path(run_dir)
+    algo = run_algorithm(run_dir)
+    if algo != "lpo":
+        raise ValueError(f"meta eval: {run_dir} is a run of {algo!r}, not of lpo (`jaxrl meta "
+                         f"lpo` makes one).")
+    if not horizons:
+        raise ValueError("meta eval: give at least one horizon (e.g. --horizons 0.25 1 4).")
+    for horizon in horizons:
+        if isinstance(horizon, bool) or not isinstance(horizon, numbers.Real) or not (
+                math.isfinite(horizon) and horizon > 0):
+            raise ValueError(f"meta eval: a horizon is a multiple of the budget, a finite number "
+                             f"> 0; got {horizon!r}.")
+    horizons = [float(horizon) for horizon in horizons]
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"meta eval: seeds must be an integer >= 1; got {seeds!r}.")
+    stem = objective_file.removesuffix(".npz")
+    objective_path = run_dir / f"{stem}.npz"
+    if not _OBJECTIVE_FILE.fullmatch(stem) or not objective_path.is_file():
+        present = sorted(path.stem for path in run_dir.glob("objective*.npz"))
+        raise ValueError(f"meta eval: no objective file {stem!r} in {run_dir}; accepted: "
+                         f"objective or objective_best (with _seed<i> for a run of several "
+                         f"seeds); the folder holds "
+                         f"{present or 'none (a meta-run writes them when it finishes)'}.")
+    _, config, options, _ = load_run(run_dir)
+    objectives.load_drift_params(str(objective_path), config.time_aware, "meta eval")
+    learned = "ta_lpo" if config.time_aware else "lpo"
+    env_ids = _lpo_env_ids([options.env] if targets is None else targets)
+    plan = _lpo_plan(config, options.env, env_ids, horizons, learned, objective_path)
+
+    columns = {"PPO": PPO_OBJECTIVE, "DPO": "dpo", "TA-LPO" if config.time_aware else "LPO":
+               learned}
+    keys = _evaluation_keys(seed, seeds)
+    results: dict[str, Any] = {
+        "run": str(run_dir), "algo": "lpo", "objective": learned,
+        "objective_file": objective_path.name, "meta_env": options.env,
+        "generations": config.generations, "seeds": seeds, "seed": seed,
+        "episodes": config.fitness_episodes, "deterministic": config.fitness_deterministic,
+        "columns": columns, "rows": []}
+    for entry in plan:
+        returns = {}
+        for name, ppo_config in entry["configs"].items():
+            final = objective_returns(ppo_config, entry["env"], entry["env_params"], keys,
+                                      config.fitness_episodes, config.fitness_deterministic,
+                                      entry["max_steps"])
+            returns[name] = {"per_seed": [float(x) for x in final], "mean": float(final.mean()),
+                             "std_over_seeds": float(final.std())}
+        row = {name: entry[name] for name in ("target", "horizon", "steps", "env_steps",
+                                              "base_steps", "budget")}
+        row["returns"] = returns
+        results["rows"].append(row)
+        print(f"{row['target']} x {row['horizon']:g} ({row['steps']:,} steps): "
+              + ", ".join(f"{column} {returns[name]['mean']:.2f} ± "
+                          f"{returns[name]['std_over_seeds']:.2f}"
+                          for column, name in columns.items())
+              + f" ({seeds} seeds)", flush=True)
+    write_lpo_results(run_dir / "meta_eval", results)
+    return results
+
+
+def write_lpo_results(out_dir: Path, results: dict[str, Any]) -> None:
+    """``results.json`` and ``results.md`` (one table row per target and horizon) of
+    ``evaluate_lpo_run`` under ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    columns = results["columns"]
+    lines = [f"Meta-test of {results['run']} ({results['objective_file']}, "
+             f"{results['objective']}), {results['seeds']} seeds, {results['episodes']} "
+             f"evaluation episodes each; final return, mean ± std over seeds. Horizon: a "
+             f"multiple of the budget (on {results['meta_env']} the meta-run's inner steps, "
+             f"elsewhere the env's PPO preset's).", "",
+             "| target | horizon | steps | " + " | ".join(columns) + " |",
+             "|---|---|---|" + "---|" * len(columns)]
+    for row in results["rows"]:
+        cells = [f"{entry['mean']:.2f} ± {entry['std_over_seeds']:.2f}"
+                 for entry in (row["returns"][name] for name in columns.values())]
+        lines.append(f"| {row['target']} | {row['horizon']:g} | {row['steps']:,} | "
+                     + " | ".join(cells) + " |")
+    rounded = [row for row in results["rows"] if row["env_steps"] < row["steps"]]
+    if rounded:
+        lines += ["", "Trained in whole updates: " + "; ".join(
+            f"{row['target']} x {row['horizon']:g} took {row['env_steps']:,} steps"
+            for row in rounded) + "."]
+    (out_dir / "results.md").write_text("\n".join(lines) + "\n")
+
+
+# --- the command line ---------------------------------------------------------------------------
+_LPG_ONLY = {"levels": 16, "minatar_updates": 500, "named_updates": None}  # flag -> default
+_LPO_ONLY = {"horizons": list(LPO_HORIZONS), "objective_file": "objective"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jaxrl meta eval", description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", help="an LPG run folder (jaxrl meta lpg made it)")
-    parser.add_argument("--on", nargs="+", default=["named", "heldout"],
-                        help="targets: named, heldout, minatar, or env ids (default: named "
-                             "heldout)")
-    parser.add_argument("--seeds", type=int, default=4, help="agents per rule and level")
-    parser.add_argument("--levels", type=int, default=16, help="held-out levels")
-    parser.add_argument("--minatar-updates", type=int, default=500,
-                        help="updates of each MinAtar agent")
-    parser.add_argument("--named-updates", type=int, default=None,
-                        help="cap the named levels' lifetimes (default: each level's own)")
+    parser.add_argument("run_dir", help="an LPG or LPO run folder (jaxrl meta lpg or jaxrl meta "
+                                        "lpo made it)")
+    parser.add_argument("--on", nargs="+", default=None,
+                        help="targets: env ids or minatar; for an LPG run also named and "
+                             "heldout (default: LPG named heldout, LPO the meta-training env)")
+    parser.add_argument("--seeds", type=int, default=4,
+                        help="agents per rule (or objective) and level (or horizon)")
     parser.add_argument("--seed", type=int, default=0)
+    lpg_flags = parser.add_argument_group("LPG runs")
+    lpg_flags.add_argument("--levels", type=int, default=None, help="held-out levels (16)")
+    lpg_flags.add_argument("--minatar-updates", type=int, default=None,
+                           help="updates of each MinAtar agent (500)")
+    lpg_flags.add_argument("--named-updates", type=int, default=None,
+                           help="cap the named levels' lifetimes (default: each level's own)")
+    lpo_flags = parser.add_argument_group("LPO and TA-LPO runs")
+    lpo_flags.add_argument("--horizons", nargs="+", type=float, default=None,
+                           help="multiples of each target's budget (0.25 1 4)")
+    lpo_flags.add_argument("--objective-file", default=None,
+                           help="objective (the search mean) or objective_best (the best "
+                                "member seen); default objective")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     for name in ("seeds", "levels", "minatar_updates", "named_updates"):
         if getattr(args, name) is None:
@@ -273,8 +514,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{getattr(args, name)}.", file=sys.stderr)
             return 2
     try:
-        evaluate_run(args.run_dir, args.on, args.seeds, args.levels, args.minatar_updates,
-                     args.seed, args.named_updates)
+        algo = run_algorithm(args.run_dir)
+        if algo not in ("lpg", "lpo"):
+            raise ValueError(f"jaxrl meta eval tests a learned objective: {args.run_dir} is a "
+                             f"run of {algo!r}; accepted: a run folder of lpg or lpo (`jaxrl "
+                             f"meta lpg` and `jaxrl meta lpo` make them; `jaxrl eval` "
+                             f"evaluates a {algo} run).")
+        own, other = (_LPG_ONLY, _LPO_ONLY) if algo == "lpg" else (_LPO_ONLY, _LPG_ONLY)
+        given = [name for name in other if getattr(args, name) is not None]
+        if given:
+            raise ValueError(f"--{given[0].replace('_', '-')} is for "
+                             f"{'LPO' if algo == 'lpg' else 'LPG'} runs; {args.run_dir} is a "
+                             f"run of {algo} (its flags: --on, --seeds, --seed, "
+                             + ", ".join(f"--{name.replace('_', '-')}" for name in own) + ").")
+        values = {name: own[name] if getattr(args, name) is None else getattr(args, name)
+                  for name in own}
+        if algo == "lpg":
+            evaluate_run(args.run_dir, args.on or ["named", "heldout"], args.seeds,
+                         values["levels"], values["minatar_updates"], args.seed,
+                         values["named_updates"])
+        else:
+            evaluate_lpo_run(args.run_dir, args.on, values["horizons"], args.seeds,
+                             values["objective_file"], args.seed)
     except ValueError as error:
         print(f"jaxrl: error: {error}", file=sys.stderr)
         return 2

@@ -30,7 +30,9 @@ gives the run live progress, a run folder, an orbax checkpoint every generation 
 the mean and the best parameters, the keys) and bit-exact ``--resume``; the run folder gets
 ``objective.npz`` (the search mean), ``objective_best.npz`` (the best member seen) and
 ``drift.png`` (the discovered drift over ``r`` and ``A``). ``jaxrl train ppo --objective lpo
---objective-params RUN_DIR`` trains with the discovered objective.
+--objective-params RUN_DIR`` trains with the discovered objective; ``jaxrl meta eval RUN_DIR``
+(``meta/evaluate.py``) trains fresh PPO agents with it, with PPO's and with DPO's objective on
+the same seeds, at multiples of the inner budget and on other envs.
 
 Several envs at once (fitness normalised by PPO's return per env, as the paper's multi-task
 runs) are not built yet: one env per meta-run.
@@ -64,6 +66,7 @@ __all__ = [
     "LPOTrain",
     "PRESETS",
     "inner_config",
+    "make_run_return",
     "make_train",
     "plot_drift",
     "validate",
@@ -200,31 +203,45 @@ def check_evolution_config(config: Any, env: Any, env_params: Any, owner: str,
 
 
 # --- make_train -----------------------------------------------------------------------------------
+def make_run_return(inner: Train, env: Any, env_params: Any, episodes: int,
+                    deterministic: bool, max_steps: int | None):
+    """``run_return(ppo_hparams, key) -> ()`` float32: one whole PPO run of ``inner`` (``init``
+    from ``key``, then its ``num_updates`` updates in a ``lax.scan``) and the mean undiscounted
+    return of its final policy over ``episodes`` evaluation episodes of ``env`` without
+    auto-reset (sampled actions unless ``deterministic``; at most ``max_steps`` steps each,
+    None: the env's episode limit). Pure: ``vmap`` it over keys or over hparams. The fitness of
+    a meta-run's member, and what ``jaxrl meta eval`` trains on each seed."""
+    evaluation_env = wrappers.without_auto_reset(env)
+
+    def run_return(ppo_hparams, key):
+        init_key, eval_key = jax.random.split(key)
+        state = inner.init(init_key, ppo_hparams)
+        state = jax.lax.scan(lambda s, _: (inner.update(s)[0], None), state, None,
+                             length=inner.num_updates)[0]
+        returns = evaluate(inner.make_policy(state), evaluation_env, env_params, eval_key,
+                           episodes, deterministic=deterministic,
+                           max_steps=max_steps)["episode_return"]
+        return returns.mean()
+
+    return run_return
+
+
 def make_train(config: Config, env: Any, env_params: Any) -> LPOTrain:
     """LPO (or TA-LPO) meta-training on ``env`` as a ``Train`` of ``config.generations``
     generations. Raises ``ValueError`` for bad settings (``validate``, and PPO's own checks of
     the inner config)."""
     validate(config, env, env_params)
-    inner_cfg = inner_config(config, env)
-    inner = ppo.make_train(inner_cfg, env, env_params)
-    evaluation_env = wrappers.without_auto_reset(env)
-    fitness_steps = config.fitness_max_steps or None
+    inner = ppo.make_train(inner_config(config, env), env, env_params)
+    run_return = make_run_return(inner, env, env_params, config.fitness_episodes,
+                                 config.fitness_deterministic, config.fitness_max_steps or None)
     template = objectives.init_drift_params(jax.random.key(0), config.time_aware,
                                             config.hidden_size)
     es = es_lib.make_es(es_config(config), template)
     population = config.population_size
-    inner_updates = inner.num_updates
 
     def member_return(drift, ppo_hparams, key):
         """One whole inner PPO run trained with ``drift``, then its evaluation: a scalar."""
-        init_key, eval_key = jax.random.split(key)
-        state = inner.init(init_key, ppo_hparams.replace(meta={"objective": drift}))
-        state = jax.lax.scan(lambda s, _: (inner.update(s)[0], None), state, None,
-                             length=inner_updates)[0]
-        returns = evaluate(inner.make_policy(state), evaluation_env, env_params, eval_key,
-                           config.fitness_episodes, deterministic=config.fitness_deterministic,
-                           max_steps=fitness_steps)["episode_return"]
-        return returns.mean()
+        return run_return(ppo_hparams.replace(meta={"objective": drift}), key)
 
     def fitness(drift, hparams, key):
         return member_return(drift, hparams.ppo, key)

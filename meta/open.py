@@ -38,6 +38,7 @@ bit-exact); the run folder gets ``optimizer.npz`` (the search mean) and ``optimi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -51,11 +52,9 @@ import optax
 from flax import struct
 
 from jaxrl_suite.algos import ppo
-from jaxrl_suite.env import wrappers
 from jaxrl_suite.meta import es as es_lib
 from jaxrl_suite.meta import lpo
 from jaxrl_suite.run.algorithms import AlgorithmSpec
-from jaxrl_suite.run.evaluation import evaluate
 from jaxrl_suite.run.training import Train
 
 __all__ = [
@@ -375,28 +374,22 @@ def make_train(config: Config, env: Any, env_params: Any) -> OpenTrain:
     optimizer = OpenOptimizer.for_ppo(config, inner_cfg)
     inner = ppo.make_train(inner_cfg, env, env_params, optimizer=optimizer)
     baseline = ppo.make_train(inner_cfg, env, env_params)
-    evaluation_env = wrappers.without_auto_reset(env)
-    fitness_steps = config.fitness_max_steps or None
+    run_return = functools.partial(lpo.make_run_return, env=env, env_params=env_params,
+                                   episodes=config.fitness_episodes,
+                                   deterministic=config.fitness_deterministic,
+                                   max_steps=config.fitness_max_steps or None)
+    inner_return, baseline_return = run_return(inner), run_return(baseline)
     template = init_optimizer_params(jax.random.key(0), config)
     es = es_lib.make_es(lpo.es_config(config), template)
     population = config.population_size
 
-    def final_return(train, hparams, key):
-        init_key, eval_key = jax.random.split(key)
-        state = train.init(init_key, hparams)
-        state = jax.lax.scan(lambda s, _: (train.update(s)[0], None), state, None,
-                             length=train.num_updates)[0]
-        return evaluate(train.make_policy(state), evaluation_env, env_params, eval_key,
-                        config.fitness_episodes, deterministic=config.fitness_deterministic,
-                        max_steps=fitness_steps)["episode_return"].mean()
-
     def member_return(weights, ppo_hparams, key):
         """One whole inner PPO run trained by OPEN with ``weights``, evaluated: a scalar."""
-        return final_return(inner, ppo_hparams.replace(meta={"optimizer": weights}), key)
+        return inner_return(ppo_hparams.replace(meta={"optimizer": weights}), key)
 
     init, evolve = es_lib.make_evolution(
         es, template, lambda weights, hparams, key: member_return(weights, hparams.ppo, key),
-        baseline=lambda hparams, key: final_return(baseline, hparams.ppo, key),
+        baseline=lambda hparams, key: baseline_return(hparams.ppo, key),
         member_chunks=config.member_chunks)
 
     def update(state):

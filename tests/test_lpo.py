@@ -4,7 +4,9 @@ separate runs, resume, the discovered objective used by `jaxrl train ppo`, error
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import math
 import shutil
 
@@ -233,6 +235,110 @@ def test_meta_run_resumes_bit_exactly_and_its_objective_trains_ppo(tmp_path):
                      "--num-envs", "4", "--run-dir", str(tmp_path / "ppo"), "--no-progress",
                      "--eval-episodes", "2"]) == 0
     assert (tmp_path / "ppo" / "eval.json").is_file()
+
+    # `jaxrl meta eval RUN_DIR`: fresh PPO agents by PPO's objective, DPO's and the discovered
+    # one, at 0.5 and 1 times the inner budget, two seeds.
+    assert cli.main(["meta", "eval", str(run_dir), "--on", "gymnax/CartPole-v1", "--horizons",
+                     "0.5", "1", "--seeds", "2"]) == 0
+    results = json.loads((run_dir / "meta_eval" / "results.json").read_text())
+    assert results["columns"] == {"PPO": "clipped_surrogate", "DPO": "dpo", "TA-LPO": "ta_lpo"}
+    rows = results["rows"]
+    assert [(row["target"], row["horizon"], row["steps"]) for row in rows] == [
+        ("gymnax/CartPole-v1", 0.5, 512), ("gymnax/CartPole-v1", 1.0, 1024)]  # h x inner steps
+    for row in rows:
+        assert set(row["returns"]) == {"clipped_surrogate", "dpo", "ta_lpo"}
+        for entry in row["returns"].values():
+            assert len(entry["per_seed"]) == 2
+            assert all(math.isfinite(x) and x > 0 for x in entry["per_seed"])
+            assert entry["mean"] == pytest.approx(np.mean(entry["per_seed"]))
+    table = (run_dir / "meta_eval" / "results.md").read_text()
+    assert "| target | horizon | steps | PPO | DPO | TA-LPO |" in table
+    assert "| gymnax/CartPole-v1 | 0.5 | 512 |" in table
+
+    # The same seeds for all three objectives: the run's folder with the drift network at its
+    # initialisation (the learned term 0) trains exactly PPO's agents, and DPO other ones. (Its
+    # programs are the ones just compiled: the persistent compilation cache serves them.)
+    from jaxrl_suite.meta import evaluate
+
+    zero = tmp_path / "zero"
+    zero.mkdir()
+    shutil.copy(run_dir / "config.json", zero / "config.json")
+    objectives.save_drift_params(str(zero / "objective.npz"), objectives.init_drift_params(
+        jax.random.key(1), time_aware=True, hidden_size=TINY.hidden_size))
+    again = evaluate.evaluate_lpo_run(zero, horizons=(1,), seeds=2)["rows"][0]["returns"]
+    ppo_returns = rows[1]["returns"]["clipped_surrogate"]["per_seed"]
+    assert again["clipped_surrogate"]["per_seed"] == ppo_returns
+    assert again["ta_lpo"]["per_seed"] == ppo_returns  # bit for bit
+    assert again["dpo"]["per_seed"] == rows[1]["returns"]["dpo"]["per_seed"]
+    assert again["dpo"]["per_seed"] != ppo_returns
+
+
+@contextlib.contextmanager
+def _compiles():
+    """The XLA compile times (seconds) of what runs inside the block."""
+    from jax._src import monitoring
+
+    seen: list[float] = []
+
+    def listener(event, seconds, **_):
+        if event == "/jax/core/compile/backend_compile_duration":
+            seen.append(seconds)
+
+    monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield seen
+    finally:
+        monitoring.unregister_event_duration_listener(listener)
+
+
+def test_meta_eval_of_an_lpo_run_refuses_bad_settings_before_any_run_compiles(tmp_path, capsys):
+    from jaxrl_suite import cli
+    from jaxrl_suite.meta.evaluate import evaluate_lpo_run
+    from jaxrl_suite.run.folder import run_record
+
+    def run_folder(name, algo, config):  # the folder the harness starts a run with
+        folder = tmp_path / name
+        folder.mkdir()
+        options = RunOptions(env="gymnax/CartPole-v1", run_dir=str(folder))
+        (folder / "config.json").write_text(json.dumps(
+            {"run": run_record(algo, config, options), "options": dataclasses.asdict(options)},
+            default=list))
+        return folder
+
+    run_dir = run_folder("lpo", "lpo", TINY)
+    objectives.save_drift_params(str(run_dir / "objective.npz"),
+                                 objectives.init_drift_params(jax.random.key(0), False, 8))
+    ppo_dir = run_folder("ppo", "ppo", ppo.Config())
+    with _compiles() as compiles:
+        for horizon in (0, -1.0, float("nan")):
+            with pytest.raises(ValueError, match=rf"a finite number > 0; got {horizon!r}"):
+                evaluate_lpo_run(run_dir, horizons=(1, horizon))
+        with pytest.raises(ValueError, match=r"unknown target 'gymnax/CartPole-v9'; an LPO run "
+                                             r"accepts 'minatar' or a registered env id"):
+            evaluate_lpo_run(run_dir, targets=["minatar", "gymnax/CartPole-v9"])
+        with pytest.raises(ValueError, match="the target 'heldout' is an LPG run's"):
+            evaluate_lpo_run(run_dir, targets=["heldout"])
+        with pytest.raises(ValueError, match=r"CartPole-v1 at horizon 0.1 \(102 steps, "
+                                             r"objective clipped_surrogate\): .*less than one "
+                                             r"update's batch"):
+            evaluate_lpo_run(run_dir, horizons=(1, 0.1))
+        with pytest.raises(ValueError, match=r"no objective file 'objective_worst' .* accepted: "
+                                             r"objective or objective_best.*\['objective'\]"):
+            evaluate_lpo_run(run_dir, objective_file="objective_worst")
+        with pytest.raises(ValueError, match="seeds must be an integer >= 1; got 0"):
+            evaluate_lpo_run(run_dir, seeds=0)
+        with pytest.raises(ValueError, match="is a run of 'ppo', not of lpo"):
+            evaluate_lpo_run(ppo_dir)
+        capsys.readouterr()
+        assert cli.main(["meta", "eval", str(ppo_dir)]) == 2
+        assert "is a run of 'ppo'; accepted: a run folder of lpg or lpo" in capsys.readouterr().err
+        assert cli.main(["meta", "eval", str(run_dir), "--levels", "4"]) == 2
+        assert "--levels is for LPG runs" in capsys.readouterr().err
+        assert cli.main(["meta", "eval", str(run_dir), "--horizons", "0"]) == 2
+        assert "got 0.0" in capsys.readouterr().err
+    # Nothing but a few array copies (milliseconds each) compiled: no PPO run (seconds).
+    assert max(compiles, default=0.0) < 0.5, compiles
+    assert not (run_dir / "meta_eval").exists()
 
 
 def test_meta_config_errors_name_the_bad_value(cartpole):
