@@ -35,7 +35,7 @@ SIDE_TESTS := tests/test_conformance.py tests/test_datasets.py tests/test_collec
 # two), which was at 21 of the 30 minutes CI allows.
 SIDE2_TESTS := tests/test_lpg.py tests/test_gridworld.py tests/test_es.py tests/test_pareto.py \
 	tests/test_scalarize.py tests/test_cmorl.py tests/test_preference_set.py tests/test_mo_envs.py \
-	tests/test_envelope.py tests/test_lpo.py
+	tests/test_envelope.py tests/test_lpo.py tests/test_open.py
 ALL_SIDE := $(SIDE_TESTS) $(SIDE2_TESTS)
 
 # $(call run_tests,PYTEST_OPTIONS): ruff, then pytest over SIDE_TESTS and over the rest, at once,

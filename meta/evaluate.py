@@ -32,9 +32,14 @@ discovered at) with the run's ``fitness_max_steps``; on any other env, that env'
 (``ppo.ALGORITHM.env_preset_config``, plain defaults where it has none: the run's inner
 overrides were chosen for its own env) and its total steps, episodes up to the env's own limit.
 Targets: any registered env id, and ``minatar`` (the four ids of ``MINATAR_IDS``, PPO's MinAtar
-preset); default the meta-training env. One compiled call per target, horizon and objective: a
-``vmap`` over the seeds' keys of a whole PPO run and its evaluation
-(``lpo.make_run_return``).
+preset); default the meta-training env. Two compiled calls per target and horizon, each a
+``vmap`` over the seeds' keys of a whole PPO run and its evaluation (``lpo.make_run_return``):
+DPO's, and the learned objective's over two networks, the discovered one and the one at its
+initialisation, whose learned term is 0 (PPO's clipped surrogate bit for bit): PPO's column.
+
+OPEN runs (``evaluate_open_run``, the same flags but ``--objective-file``): the same targets,
+horizons and budgets, two columns: PPO with Adam, its own optimiser, and PPO with the run's
+discovered optimiser (``optimizer.npz``), the same keys for both.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import jaxrl_suite
@@ -62,8 +68,8 @@ from jaxrl_suite.meta import lpg, lpo
 from jaxrl_suite.meta.agent import AGENT_PRESETS, AgentConfig, make_agent
 
 __all__ = ["LPO_HORIZONS", "MINATAR_IDS", "compare_rules", "evaluate_lpo_run", "evaluate_run",
-           "load_objective", "main", "make_comparison", "objective_returns", "run_algorithm",
-           "summarize_comparison"]
+           "evaluate_open_run", "load_objective", "main", "make_comparison", "objective_returns",
+           "run_algorithm", "summarize_comparison"]
 
 MINATAR_IDS = ("gymnax/Breakout-MinAtar", "gymnax/Asterix-MinAtar", "gymnax/Freeway-MinAtar",
                "gymnax/SpaceInvaders-MinAtar")
@@ -295,15 +301,26 @@ _OBJECTIVE_FILE = re.compile(r"objective(_best)?(_seed\d+)?")
 
 
 def objective_returns(config: ppo.Config, env: Any, env_params: Any, keys: jax.Array,
-                      episodes: int, deterministic: bool, max_steps: int | None) -> np.ndarray:
-    """Final returns ``(S,)`` float32 of ``S`` fresh PPO agents trained by ``config`` (its
-    objective, its ``total_steps``), one per key of ``keys`` ``(S,)``: each trains from its key
-    and its final policy plays ``episodes`` episodes (``lpo.make_run_return``), the mean
-    undiscounted return. One compiled call, a ``vmap`` over the keys of the whole run."""
+                      episodes: int, deterministic: bool, max_steps: int | None,
+                      drifts: Any = None) -> np.ndarray:
+    """Final returns of fresh PPO agents trained by ``config`` (its objective, its
+    ``total_steps``), one per key of ``keys`` ``(S,)``: each trains from its key and its final
+    policy plays ``episodes`` episodes (``lpo.make_run_return``), the mean undiscounted return.
+    ``(S,)`` float32; with ``drifts`` (a learned objective's drift networks stacked on a
+    leading axis of ``D``) ``(D, S)``, each network on every key. One compiled call, a ``vmap``
+    of the whole run."""
     train = ppo.make_train(config, env, env_params)
     run_return = lpo.make_run_return(train, env, env_params, episodes, deterministic, max_steps)
-    return np.asarray(jax.jit(jax.vmap(run_return, in_axes=(None, 0)))(train.default_hparams,
-                                                                       keys))
+    hparams = train.default_hparams
+    if drifts is None:
+        return np.asarray(jax.jit(jax.vmap(run_return, in_axes=(None, 0)))(hparams, keys))
+
+    def with_drift(drift, hparams, key):
+        return run_return(hparams.replace(meta={"objective": drift}), key)
+
+    over_keys = jax.vmap(with_drift, in_axes=(None, None, 0))
+    return np.asarray(jax.jit(jax.vmap(over_keys, in_axes=(0, None, None)))(drifts, hparams,
+                                                                           keys))
 
 
 def _lpo_env_ids(targets: Sequence[str]) -> list[str]:
@@ -368,6 +385,20 @@ def _lpo_plan(config: lpo.Config, meta_env: str, env_ids: Sequence[str],
     return plan
 
 
+def _checked_horizons(horizons: Sequence[float], seeds: int) -> list[float]:
+    """The horizons as floats, each a finite number > 0, and ``seeds`` an integer >= 1."""
+    if not horizons:
+        raise ValueError("meta eval: give at least one horizon (e.g. --horizons 0.25 1 4).")
+    for horizon in horizons:
+        if isinstance(horizon, bool) or not isinstance(horizon, numbers.Real) or not (
+                math.isfinite(horizon) and horizon > 0):
+            raise ValueError(f"meta eval: a horizon is a multiple of the budget, a finite number "
+                             f"> 0; got {horizon!r}.")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"meta eval: seeds must be an integer >= 1; got {seeds!r}.")
+    return [float(horizon) for horizon in horizons]
+
+
 def evaluate_lpo_run(run_dir: str | Path, targets: Sequence[str] | None = None,
                      horizons: Sequence[float] = LPO_HORIZONS, seeds: int = 4,
                      objective_file: str = "objective", seed: int = 0) -> dict[str, Any]:
@@ -398,16 +429,7 @@ def evaluate_lpo_run(run_dir: str | Path, targets: Sequence[str] | None = None,
     if algo != "lpo":
         raise ValueError(f"meta eval: {run_dir} is a run of {algo!r}, not of lpo (`jaxrl meta "
                          f"lpo` makes one).")
-    if not horizons:
-        raise ValueError("meta eval: give at least one horizon (e.g. --horizons 0.25 1 4).")
-    for horizon in horizons:
-        if isinstance(horizon, bool) or not isinstance(horizon, numbers.Real) or not (
-                math.isfinite(horizon) and horizon > 0):
-            raise ValueError(f"meta eval: a horizon is a multiple of the budget, a finite number "
-                             f"> 0; got {horizon!r}.")
-    horizons = [float(horizon) for horizon in horizons]
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"meta eval: seeds must be an integer >= 1; got {seeds!r}.")
+    horizons = _checked_horizons(horizons, seeds)
     stem = objective_file.removesuffix(".npz")
     objective_path = run_dir / f"{stem}.npz"
     if not _OBJECTIVE_FILE.fullmatch(stem) or not objective_path.is_file():
@@ -432,13 +454,23 @@ def evaluate_lpo_run(run_dir: str | Path, targets: Sequence[str] | None = None,
         "episodes": config.fitness_episodes, "deterministic": config.fitness_deterministic,
         "columns": columns, "rows": []}
     for entry in plan:
-        returns = {}
-        for name, ppo_config in entry["configs"].items():
-            final = objective_returns(ppo_config, entry["env"], entry["env_params"], keys,
-                                      config.fitness_episodes, config.fitness_deterministic,
-                                      entry["max_steps"])
-            returns[name] = {"per_seed": [float(x) for x in final], "mean": float(final.mean()),
-                             "std_over_seeds": float(final.std())}
+        settings = (entry["env"], entry["env_params"], keys, config.fitness_episodes,
+                    config.fitness_deterministic, entry["max_steps"])
+        # PPO's agents are the learned objective's at its initialisation (the learned term 0,
+        # PPO's clipped surrogate bit for bit: tests/test_lpo.py), so PPO and the discovered
+        # drift share one compiled program, a vmap over the two networks.
+        learned_config = entry["configs"][learned]
+        discovered = objectives.load_drift_params(learned_config.objective_params,
+                                                  config.time_aware, "meta eval")
+        at_ppo = objectives.init_drift_params(jax.random.key(0), config.time_aware,
+                                              config.hidden_size)
+        both = objective_returns(learned_config, *settings, drifts=jax.tree.map(
+            lambda a, b: jnp.stack([a, b]), at_ppo, discovered))
+        finals = {PPO_OBJECTIVE: both[0], learned: both[1],
+                  "dpo": objective_returns(entry["configs"]["dpo"], *settings)}
+        returns = {name: {"per_seed": [float(x) for x in final], "mean": float(final.mean()),
+                          "std_over_seeds": float(final.std())}
+                   for name, final in finals.items()}
         row = {name: entry[name] for name in ("target", "horizon", "steps", "env_steps",
                                               "base_steps", "budget")}
         row["returns"] = returns
@@ -448,6 +480,66 @@ def evaluate_lpo_run(run_dir: str | Path, targets: Sequence[str] | None = None,
                           f"{returns[name]['std_over_seeds']:.2f}"
                           for column, name in columns.items())
               + f" ({seeds} seeds)", flush=True)
+    write_lpo_results(run_dir / "meta_eval", results)
+    return results
+
+
+def evaluate_open_run(run_dir: str | Path, targets: Sequence[str] | None = None,
+                      horizons: Sequence[float] = LPO_HORIZONS, seeds: int = 4,
+                      optimizer_file: str = "optimizer", seed: int = 0) -> dict[str, Any]:
+    """Meta-test an OPEN run's discovered optimiser as ``evaluate_lpo_run`` tests a drift:
+    for each target env and horizon multiple, ``seeds`` fresh PPO agents trained by Adam (PPO's
+    own optimiser) and as many by the learned optimiser, on the same keys. ``optimizer_file``:
+    ``optimizer`` (the search mean) or ``optimizer_best``. Returns (and writes to
+    ``RUN_DIR/meta_eval/``) the same structure as ``evaluate_lpo_run``, columns ``PPO (Adam)``
+    and ``OPEN``."""
+    from jaxrl_suite.meta import open as open_lib
+    from jaxrl_suite.run.folder import load_run
+
+    run_dir = Path(run_dir)
+    horizons = _checked_horizons(horizons, seeds)
+    stem = optimizer_file.removesuffix(".npz")
+    path = run_dir / f"{stem}.npz"
+    if stem not in ("optimizer", "optimizer_best") or not path.is_file():
+        raise ValueError(f"meta eval: no optimiser file {stem!r} in {run_dir}; accepted: "
+                         f"optimizer or optimizer_best (a finished `jaxrl meta open` run "
+                         f"writes them).")
+    _, config, options, _ = load_run(run_dir)
+    open_lib.load_optimizer_params(path, config)  # the right sizes, before anything compiles
+    keys = _evaluation_keys(seed, seeds)
+    columns = {"PPO (Adam)": "adam", "OPEN": "open"}
+    results: dict[str, Any] = {
+        "run": str(run_dir), "algo": "open", "objective": "open", "objective_file": path.name,
+        "meta_env": options.env, "generations": config.generations, "seeds": seeds,
+        "seed": seed, "episodes": config.fitness_episodes,
+        "deterministic": config.fitness_deterministic, "columns": columns, "rows": []}
+    for env_id in _lpo_env_ids([options.env] if targets is None else targets):
+        env, env_params = jaxrl_suite.make(env_id)
+        own = env_id == options.env
+        base = (lpo.inner_config(config, env, objective=PPO_OBJECTIVE) if own
+                else ppo.ALGORITHM.env_preset_config(env))
+        for horizon in horizons:
+            steps = int(round(horizon * base.total_steps))
+            adam = dataclasses.replace(base, total_steps=steps)
+            settings = (env, env_params, keys, config.fitness_episodes,
+                        config.fitness_deterministic,
+                        (config.fitness_max_steps or None) if own else None)
+            finals = {"adam": objective_returns(adam, *settings),
+                      "open": objective_returns(dataclasses.replace(
+                          adam, optimizer_params=str(path)), *settings)}
+            batch = base.num_envs * base.num_steps
+            row = {"target": env_id, "horizon": horizon, "steps": steps,
+                   "env_steps": steps // batch * batch, "base_steps": base.total_steps,
+                   "budget": "the meta-run's inner PPO" if own else "the env's PPO preset",
+                   "returns": {name: {"per_seed": [float(x) for x in final],
+                                      "mean": float(final.mean()),
+                                      "std_over_seeds": float(final.std())}
+                               for name, final in finals.items()}}
+            results["rows"].append(row)
+            print(f"{env_id} x {horizon:g} ({steps:,} steps): " + ", ".join(
+                f"{column} {row['returns'][name]['mean']:.2f} ± "
+                f"{row['returns'][name]['std_over_seeds']:.2f}"
+                for column, name in columns.items()) + f" ({seeds} seeds)", flush=True)
     write_lpo_results(run_dir / "meta_eval", results)
     return results
 
@@ -515,12 +607,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     try:
         algo = run_algorithm(args.run_dir)
-        if algo not in ("lpg", "lpo"):
-            raise ValueError(f"jaxrl meta eval tests a learned objective: {args.run_dir} is a "
-                             f"run of {algo!r}; accepted: a run folder of lpg or lpo (`jaxrl "
-                             f"meta lpg` and `jaxrl meta lpo` make them; `jaxrl eval` "
-                             f"evaluates a {algo} run).")
+        if algo not in ("lpg", "lpo", "open"):
+            raise ValueError(f"jaxrl meta eval tests a learned objective or optimiser: "
+                             f"{args.run_dir} is a run of {algo!r}; accepted: a run folder of "
+                             f"lpg, lpo or open (`jaxrl meta lpg`, `jaxrl meta lpo` and `jaxrl "
+                             f"meta open` make them; `jaxrl eval` evaluates a {algo} run).")
         own, other = (_LPG_ONLY, _LPO_ONLY) if algo == "lpg" else (_LPO_ONLY, _LPG_ONLY)
+        if algo == "open" and args.objective_file is not None:
+            raise ValueError("--objective-file is for LPO runs; an OPEN run's discovered "
+                             "optimiser is its optimizer.npz.")
         given = [name for name in other if getattr(args, name) is not None]
         if given:
             raise ValueError(f"--{given[0].replace('_', '-')} is for "
@@ -533,6 +628,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             evaluate_run(args.run_dir, args.on or ["named", "heldout"], args.seeds,
                          values["levels"], values["minatar_updates"], args.seed,
                          values["named_updates"])
+        elif algo == "open":
+            evaluate_open_run(args.run_dir, args.on, values["horizons"], args.seeds,
+                              seed=args.seed)
         else:
             evaluate_lpo_run(args.run_dir, args.on, values["horizons"], args.seeds,
                              values["objective_file"], args.seed)

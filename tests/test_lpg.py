@@ -219,7 +219,8 @@ def test_meta_eval_refuses_a_run_folder_of_another_kind(tmp_path, capsys):
 
     (tmp_path / "config.json").write_text(json.dumps({"run": {"algo": "ppo"}}))
     assert cli.main(["meta", "eval", str(tmp_path)]) == 2
-    assert "is a run of 'ppo'; accepted: a run folder of lpg or lpo" in capsys.readouterr().err
+    assert ("is a run of 'ppo'; accepted: a run folder of lpg, lpo or open"
+            in capsys.readouterr().err)
     assert cli.main(["meta", "eval", str(tmp_path / "missing")]) == 2
     assert "not a run folder" in capsys.readouterr().err
     assert cli.main(["meta", "bogus"]) == 2

@@ -237,14 +237,21 @@ def test_meta_run_resumes_bit_exactly_and_its_objective_trains_ppo(tmp_path):
     assert (tmp_path / "ppo" / "eval.json").is_file()
 
     # `jaxrl meta eval RUN_DIR`: fresh PPO agents by PPO's objective, DPO's and the discovered
-    # one, at 0.5 and 1 times the inner budget, two seeds.
+    # one, at 1 times the inner budget, two seeds (another horizon is another program to
+    # compile: its budget is checked on the plan below).
+    from jaxrl_suite.meta import evaluate
+
     assert cli.main(["meta", "eval", str(run_dir), "--on", "gymnax/CartPole-v1", "--horizons",
-                     "0.5", "1", "--seeds", "2"]) == 0
+                     "1", "--seeds", "2"]) == 0
     results = json.loads((run_dir / "meta_eval" / "results.json").read_text())
     assert results["columns"] == {"PPO": "clipped_surrogate", "DPO": "dpo", "TA-LPO": "ta_lpo"}
     rows = results["rows"]
     assert [(row["target"], row["horizon"], row["steps"]) for row in rows] == [
-        ("gymnax/CartPole-v1", 0.5, 512), ("gymnax/CartPole-v1", 1.0, 1024)]  # h x inner steps
+        ("gymnax/CartPole-v1", 1.0, 1024)]
+    plan = evaluate._lpo_plan(config, "gymnax/CartPole-v1", ["gymnax/CartPole-v1"], [0.5, 4],
+                              "ta_lpo", run_dir / "objective.npz")
+    assert [entry["steps"] for entry in plan] == [512, 4096]  # h x inner steps
+    assert {entry["configs"]["dpo"].total_steps for entry in plan} == {512, 4096}
     for row in rows:
         assert set(row["returns"]) == {"clipped_surrogate", "dpo", "ta_lpo"}
         for entry in row["returns"].values():
@@ -253,23 +260,21 @@ def test_meta_run_resumes_bit_exactly_and_its_objective_trains_ppo(tmp_path):
             assert entry["mean"] == pytest.approx(np.mean(entry["per_seed"]))
     table = (run_dir / "meta_eval" / "results.md").read_text()
     assert "| target | horizon | steps | PPO | DPO | TA-LPO |" in table
-    assert "| gymnax/CartPole-v1 | 0.5 | 512 |" in table
+    assert "| gymnax/CartPole-v1 | 1 | 1,024 |" in table
 
     # The same seeds for all three objectives: the run's folder with the drift network at its
     # initialisation (the learned term 0) trains exactly PPO's agents, and DPO other ones. (Its
     # programs are the ones just compiled: the persistent compilation cache serves them.)
-    from jaxrl_suite.meta import evaluate
-
     zero = tmp_path / "zero"
     zero.mkdir()
     shutil.copy(run_dir / "config.json", zero / "config.json")
     objectives.save_drift_params(str(zero / "objective.npz"), objectives.init_drift_params(
         jax.random.key(1), time_aware=True, hidden_size=TINY.hidden_size))
     again = evaluate.evaluate_lpo_run(zero, horizons=(1,), seeds=2)["rows"][0]["returns"]
-    ppo_returns = rows[1]["returns"]["clipped_surrogate"]["per_seed"]
+    ppo_returns = rows[0]["returns"]["clipped_surrogate"]["per_seed"]
     assert again["clipped_surrogate"]["per_seed"] == ppo_returns
     assert again["ta_lpo"]["per_seed"] == ppo_returns  # bit for bit
-    assert again["dpo"]["per_seed"] == rows[1]["returns"]["dpo"]["per_seed"]
+    assert again["dpo"]["per_seed"] == rows[0]["returns"]["dpo"]["per_seed"]
     assert again["dpo"]["per_seed"] != ppo_returns
 
 
@@ -331,7 +336,8 @@ def test_meta_eval_of_an_lpo_run_refuses_bad_settings_before_any_run_compiles(tm
             evaluate_lpo_run(ppo_dir)
         capsys.readouterr()
         assert cli.main(["meta", "eval", str(ppo_dir)]) == 2
-        assert "is a run of 'ppo'; accepted: a run folder of lpg or lpo" in capsys.readouterr().err
+        assert ("is a run of 'ppo'; accepted: a run folder of lpg, lpo or open"
+                in capsys.readouterr().err)
         assert cli.main(["meta", "eval", str(run_dir), "--levels", "4"]) == 2
         assert "--levels is for LPG runs" in capsys.readouterr().err
         assert cli.main(["meta", "eval", str(run_dir), "--horizons", "0"]) == 2

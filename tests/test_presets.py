@@ -63,7 +63,7 @@ def kind_of(name: str) -> str:
         return "ued"
     if name == "lpg":
         return "meta"
-    if name == "lpo":
+    if name in ("lpo", "open"):  # ES over whole PPO runs
         return "es-meta"
     if name == "cmorl":
         return "morl"
