@@ -135,6 +135,9 @@ class Config:
     objective_params: str = ""
     """For lpo / ta_lpo: the student's drift network (a ``jaxrl meta lpo`` run folder or an .npz
     file); empty: one initialised at PPO."""
+    optimizer_params: str = ""
+    """The student's learned optimiser instead of Adam (``ppo.Config.optimizer_params``: a
+    ``jaxrl meta open`` run folder or an .npz file); empty: Adam. The adversary keeps Adam."""
     score_function: str = "max_mc"
     """Level score: max_mc, positive_value_loss or mean_absolute_gae."""
     buffer_capacity: int = 4000
@@ -210,6 +213,7 @@ def student_config(config: Config, *, adversary: bool = False,
     total_rounds = config.total_steps // (config.eval_interval * round_steps) * config.eval_interval
     return ppo.Config(
         objective=config.objective, objective_params=config.objective_params,
+        optimizer_params=config.optimizer_params,
         total_steps=max(total_rounds, 1) * round_steps, anneal_lr=config.anneal_lr,
         num_steps=config.num_steps, learning_rate=config.learning_rate,
         entropy_coef=config.entropy_coef, recurrent=config.recurrent,

@@ -423,6 +423,6 @@ def test_the_ued_student_and_the_preference_set_take_a_learned_objective(tmp_pat
     train = preference_set.make_train(config, env, env_params)
     members = jax.eval_shape(train.init, jax.random.key(0), train.default_hparams)
     assert members.hparams.meta["objective"]["params"]["Dense_0"]["kernel"].shape == (2, 8, 4)
-    with pytest.raises(ValueError, match="objective and objective_params are the PPO "
+    with pytest.raises(ValueError, match="objective_params and optimizer_params are the PPO "
                                          "learner's .* learner is 'sac'"):
         preference_set.make_train(dataclasses.replace(config, learner="sac"), env, env_params)

@@ -215,6 +215,37 @@ def test_meta_run_resumes_bit_exactly_improves_and_its_optimiser_trains_ppo(tmp_
     assert "| gymnax/CartPole-v1 | 1 | 2,048 |" in table
 
 
+def test_the_ued_student_and_the_preference_set_take_the_learned_optimiser(tmp_path):
+    from jaxrl_suite.algos import ued
+    from jaxrl_suite.algos.morl import preference_set
+
+    weights = open_lib.init_optimizer_params(jax.random.key(4))
+    open_lib.save_optimizer_params(tmp_path / "optimizer.npz", weights)
+    config = ued.Config(optimizer_params=str(tmp_path))
+    student = ued.student_config(config)
+    assert student.optimizer_params == str(tmp_path)
+    assert ued.student_config(config, adversary=True).optimizer_params == ""  # Adam
+    env, env_params = jaxrl_suite.make("maze")
+    learner = ppo.make_learner(student, env, env_params)
+    assert isinstance(learner.make_optimizer, open_lib.OpenOptimizer)
+    for a, b in zip(jax.tree.leaves(learner.make_optimizer.default_weights),
+                    jax.tree.leaves(weights), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    env, env_params = jaxrl_suite.make("mo/deep-sea-treasure")
+    set_config = preference_set.Config(num_preferences=2, total_steps=2048,
+                                       optimizer_params=str(tmp_path / "optimizer.npz"))
+    train = preference_set.make_train(set_config, env, env_params)
+    members = jax.eval_shape(train.init, jax.random.key(0), train.default_hparams)
+    open_states = [leaf for leaf in jax.tree.leaves(
+        members, is_leaf=lambda x: isinstance(x, open_lib.OpenState))
+        if isinstance(leaf, open_lib.OpenState)]
+    assert open_states and open_states[0].count.shape == (2,)  # one per preference
+    with pytest.raises(ValueError, match="optimizer_params are the PPO learner's"):
+        preference_set.make_train(dataclasses.replace(set_config, learner="sac"), env,
+                                  env_params)
+
+
 def test_errors_name_the_bad_value(tmp_path):
     env, env_params = jaxrl_suite.make("gymnax/CartPole-v1")
     with pytest.raises(ValueError, match="population_size must be even; got 7"):

@@ -71,6 +71,9 @@ class Config:
     objective_params: str = ""
     """PPO learner with lpo / ta_lpo: the drift network (a ``jaxrl meta lpo`` run folder or an
     .npz file); empty: one initialised at PPO."""
+    optimizer_params: str = ""
+    """PPO learner only: a learned optimiser instead of Adam (``ppo.Config.optimizer_params``: a
+    ``jaxrl meta open`` run folder or an .npz file); empty: Adam."""
 
 
 @struct.dataclass
@@ -109,9 +112,11 @@ def validate(config: Config, env: Environment, env_params: Any) -> None:
         raise ValueError(f"preference_set: learner must be one of {', '.join(LEARNERS)}; got "
                          f"{config.learner!r}.")
     require_positive_ints(config, "num_preferences", "front_episodes")
-    if (config.objective or config.objective_params) and config.learner != "ppo":
-        raise ValueError(f"preference_set: objective and objective_params are the PPO "
-                         f"learner's (its policy objective); learner is {config.learner!r}.")
+    if (config.objective or config.objective_params or config.optimizer_params) and (
+            config.learner != "ppo"):
+        raise ValueError(f"preference_set: objective, objective_params and optimizer_params "
+                         f"are the PPO learner's (its policy objective and optimiser); learner "
+                         f"is {config.learner!r}.")
     if config.total_steps < 0:
         raise ValueError(f"preference_set: total_steps must be >= 0; got {config.total_steps}.")
     k = preferences.num_objectives_of(env, env_params, "preference_set")
@@ -148,6 +153,8 @@ def make_train(config: Config, env: Environment, env_params: Any,
             overrides["objective"] = config.objective
         if config.objective_params:
             overrides["objective_params"] = config.objective_params
+        if config.optimizer_params:
+            overrides["optimizer_params"] = config.optimizer_params
         learner_config = module.ALGORITHM.env_preset_config(env, **overrides)
     k = preferences.num_objectives_of(env, env_params, "preference_set")
     weights = jnp.asarray(preference_weights(k, config.num_preferences))
