@@ -192,8 +192,9 @@ class OpenState:
 
 
 UpdateRule = Callable[[Any, jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
-"""``(weights, carry, inputs, gradient) -> (carry, step)`` of one tensor; the default is the
-network's (``m * exp(e) + z * noise``, scaled). Replaceable for testing the plumbing."""
+"""``(weights, carry (P, gru_size), inputs (P, NUM_INPUTS), gradient (P,)) -> (carry, step
+(P,))`` over all ``P`` parameters at once, flattened leaf by leaf; the default is the network's
+(``m * exp(e) + z * noise``, scaled). Replaceable for testing the plumbing."""
 
 
 def _layer_depths(params: Any) -> list[float]:
@@ -266,11 +267,13 @@ def open_optimizer(weights: Any, config: Config, num_updates: int, steps_per_upd
         training_progress = update_index.astype(jnp.float32) / num_updates
         batch_progress = (state.count % steps_per_update).astype(jnp.float32) / steps_per_update
         key, noise_key = jax.random.split(state.key)
-        noise_keys = jax.random.split(noise_key, treedef.num_leaves)
 
-        steps, carries = [], []
+        # Every parameter's inputs as one (num_params, NUM_INPUTS) batch: the network is
+        # applied once per step, not once per tensor (one copy in the compiled program).
+        leaves = jax.tree.leaves(params)
+        inputs, gradients, carries, noisy = [], [], [], []
         for i, (p, g, m, c, d) in enumerate(zip(
-                jax.tree.leaves(params), jax.tree.leaves(grads), treedef.flatten_up_to(momenta),
+                leaves, jax.tree.leaves(grads), treedef.flatten_up_to(momenta),
                 treedef.flatten_up_to(state.carry), jax.tree.leaves(dormancy), strict=True)):
             p32, g32 = p.astype(jnp.float32), g.astype(jnp.float32)
             tiny = 1e-13
@@ -283,26 +286,34 @@ def open_optimizer(weights: Any, config: Config, num_updates: int, steps_per_upd
             constant = jnp.broadcast_to(
                 jnp.stack([training_progress, batch_progress, jnp.float32(depths[i])]),
                 p.shape + (3,))
-            inputs = jnp.concatenate(
-                [normalised, constant, d.astype(jnp.float32)[..., None]], axis=-1)
-            if update_rule is not None:
-                c, step = update_rule(weights, c, inputs, g32)
-            else:
-                c, output = default_rule(weights, c, inputs, g32)
-                step = output[..., 0] * jnp.exp(config.exponent_scale * output[..., 1])
-                if config.stochastic and top_keys[i] in noise_on:
-                    step = step + output[..., 2] * jax.random.normal(noise_keys[i], p.shape)
-                step = config.step_scale * step
-            steps.append(step)
-            carries.append(c)
+            inputs.append(jnp.concatenate(
+                [normalised, constant, d.astype(jnp.float32)[..., None]],
+                axis=-1).reshape(-1, NUM_INPUTS))
+            gradients.append(g32.reshape(-1))
+            carries.append(c.reshape(-1, c.shape[-1]))
+            noisy.append(np.full(p.size, top_keys[i] in noise_on))
+        inputs, gradients = jnp.concatenate(inputs), jnp.concatenate(gradients)
+        carry = jnp.concatenate(carries)
+        if update_rule is not None:
+            carry, step = update_rule(weights, carry, inputs, gradients)
+        else:
+            carry, output = default_rule(weights, carry, inputs, gradients)
+            step = output[:, 0] * jnp.exp(config.exponent_scale * output[:, 1])
+            if config.stochastic:
+                noise = jax.random.normal(noise_key, step.shape) * np.concatenate(noisy)
+                step = step + output[:, 2] * noise
+            step = config.step_scale * step
         if config.center_updates:
-            total = sum(jnp.sum(s) for s in steps)
-            mean = total / sum(s.size for s in steps)
-            steps = [s - mean for s in steps]
-        updates = treedef.unflatten([(-s).astype(p.dtype)
-                                     for s, p in zip(steps, jax.tree.leaves(params), strict=True)])
-        return updates, OpenState(momenta=momenta, carry=treedef.unflatten(carries),
-                                  count=state.count + 1, key=key)
+            step = step - jnp.mean(step)
+        sizes = np.cumsum([p.size for p in leaves])[:-1]
+        updates = treedef.unflatten([
+            (-s).reshape(p.shape).astype(p.dtype)
+            for s, p in zip(jnp.split(step, sizes), leaves, strict=True)])
+        new_carry = treedef.unflatten([
+            c.reshape(p.shape + (c.shape[-1],))
+            for c, p in zip(jnp.split(carry, sizes), leaves, strict=True)])
+        return updates, OpenState(momenta=momenta, carry=new_carry, count=state.count + 1,
+                                  key=key)
 
     return optax.GradientTransformationExtraArgs(init, update)
 

@@ -11,6 +11,7 @@ import shutil
 
 import flax.linen as nn
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -120,8 +121,6 @@ def test_noise_moves_only_the_actor_and_steps_are_centred():
 
 
 def test_the_update_is_differentiable_in_the_optimiser_weights_as_finite_differences_say():
-    from jax.test_util import check_grads
-
     params = _params()
     grads = jax.tree.map(lambda p: 0.2 * p - 0.1, params)
     config = open_lib.Config(step_scale=1.0, exponent_scale=0.5, gru_size=4, hidden_size=6)
@@ -134,7 +133,22 @@ def test_the_update_is_differentiable_in_the_optimiser_weights_as_finite_differe
         return sum(jnp.vdot(u, q) for u, q in zip(jax.tree.leaves(updates),
                                                   jax.tree.leaves(probe), strict=True))
 
-    check_grads(jax.jit(loss), (weights,), order=1, modes=["rev"], eps=1e-2, atol=5e-2, rtol=5e-2)
+    # Central differences along unit directions in the weights (jax's check_grads perturbs
+    # every weight by eps at once, which moves the ReLUs' inputs across their kinks).
+    value_and_gradient = jax.jit(jax.value_and_grad(loss))
+    _, gradient = value_and_gradient(weights)
+    flat, unravel = jax.flatten_util.ravel_pytree(weights)
+    flat_gradient = jax.flatten_util.ravel_pytree(gradient)[0]
+    at = jax.jit(lambda flat: loss(unravel(flat)))
+    eps = 1e-3
+    for seed in range(3):
+        direction = jax.random.normal(jax.random.key(seed), flat.shape)
+        direction = direction / jnp.linalg.norm(direction)
+        finite = (at(flat + eps * direction) - at(flat - eps * direction)) / (2 * eps)
+        analytic = jnp.vdot(flat_gradient, direction)
+        assert abs(float(finite - analytic)) <= 2e-2 * max(1.0, abs(float(analytic))), (
+            seed, float(finite), float(analytic))
+    assert float(jnp.linalg.norm(flat_gradient)) > 1e-3  # the weights do move the update
 
 
 # --- through PPO ------------------------------------------------------------------------------

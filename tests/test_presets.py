@@ -136,7 +136,10 @@ def test_every_preset_runs_an_update_on_its_env(name, preset, env_id):
         metrics = result.metrics
         assert all(leaf.shape[:1] == (train.num_updates,) for leaf in jax.tree.leaves(metrics))
         return
-    result = jax.jit(train)(key)
+    # The hyperparameters as an argument, not constants folded into the program: presets that
+    # differ only in traced values (LPG's published and cpu, after the size overrides) then
+    # compile to one program, which the persistent compilation cache serves the second time.
+    result = jax.jit(train)(key, train.default_hparams)
     assert train.num_updates in (1, 2)
     # A learner reports its losses; an evolution strategy its members' fitness.
     assert any("loss" in metric or metric.startswith("fitness") for metric in result.metrics), (
