@@ -131,6 +131,45 @@ def measure_population_vmap(args: argparse.Namespace) -> dict:
         seconds = _best(compiled, (keys,), args.repeats)
         rows[f"ours_{objective}"] = {"compile_s": compile_s, "run_s": seconds,
                                      "env_steps_per_s": steps / seconds}
+    rows.update(measure_peer(args, keys, steps, peer))
+    return rows
+
+
+def measure_peer(args: argparse.Namespace, keys, steps: int, peer) -> dict:
+    """PureJaxRL's PPO over the same keys: under ``jax.vmap`` in a child process (on JAX 0.10.2's
+    CPU backend its vmapped run deadlocked here: 0 % CPU, waiting in ``block_until_ready``, for
+    4 keys as for 16, while one run works), and as a loop of single jitted runs, the fallback
+    figure when the vmapped one does not come back within ``--peer-timeout`` seconds."""
+
+    rows = {}
+    command = [sys.executable, __file__, "--child-peer-vmap", *sys.argv[1:]]
+    try:
+        output = subprocess.run(command, check=True, capture_output=True, text=True,
+                                timeout=args.peer_timeout).stdout
+        rows["purejaxrl"] = json.loads(output.strip().splitlines()[-1])
+    except subprocess.TimeoutExpired:
+        print(f"PureJaxRL under jax.vmap: no result within {args.peer_timeout} s (it hangs on "
+              f"this JAX's CPU backend); its single runs in a loop instead", flush=True)
+    peer_train = peer.make_train({**PUREJAXRL_CARTPOLE, "TOTAL_TIMESTEPS": args.inner_steps})
+    single, compile_s = _compiled(lambda k: peer_train(k)["metrics"]["returned_episode_returns"],
+                                  keys[0])
+
+    def loop(keys):
+        return [single(k) for k in keys]
+
+    seconds = _best(loop, (keys,), args.repeats)
+    rows["purejaxrl_loop"] = {"compile_s": compile_s, "run_s": seconds,
+                              "env_steps_per_s": steps / seconds}
+    return rows
+
+
+def child_peer_vmap(args: argparse.Namespace) -> dict:
+    import jax
+
+    sys.path.insert(0, str(HERE))
+    import purejaxrl_reference as peer
+
+    keys = jax.random.split(jax.random.key(1), args.population)
     peer_train = peer.make_train({**PUREJAXRL_CARTPOLE, "TOTAL_TIMESTEPS": args.inner_steps})
 
     def run_peer(keys):
@@ -138,9 +177,8 @@ def measure_population_vmap(args: argparse.Namespace) -> dict:
 
     compiled, compile_s = _compiled(run_peer, keys)
     seconds = _best(compiled, (keys,), args.repeats)
-    rows["purejaxrl"] = {"compile_s": compile_s, "run_s": seconds,
-                         "env_steps_per_s": steps / seconds}
-    return rows
+    return {"compile_s": compile_s, "run_s": seconds,
+            "env_steps_per_s": args.population * args.inner_steps / seconds}
 
 
 def main() -> int:
@@ -151,10 +189,15 @@ def main() -> int:
     parser.add_argument("--hidden-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--peer-timeout", type=int, default=240)
     parser.add_argument("--child-generation", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-peer-vmap", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_generation:
         print(json.dumps(measure_generation(args)))
+        return 0
+    if args.child_peer_vmap:
+        print(json.dumps(child_peer_vmap(args)))
         return 0
     print(f"configuration: CartPole, PureJaxRL's PPO settings (4 envs x 128 steps, 4 x 4 "
           f"minibatches), {args.inner_steps:,} env steps per inner run, population "
@@ -171,10 +214,11 @@ def main() -> int:
     print(f"  2 devices / 1 device: {one / two:.2f}x generations/s")
     vmap_rows = measure_population_vmap(args)
     results["population_vmap"] = vmap_rows
-    peer_rate = vmap_rows["purejaxrl"]["env_steps_per_s"]
+    peer = "purejaxrl" if "purejaxrl" in vmap_rows else "purejaxrl_loop"
+    peer_rate = vmap_rows[peer]["env_steps_per_s"]
     for name, row in vmap_rows.items():
         print(f"population vmap, {name}: {row['run_s']:.2f} s, {row['env_steps_per_s']:,.0f} "
-              f"env steps/s (compile {row['compile_s']:.0f} s); / PureJaxRL "
+              f"env steps/s (compile {row['compile_s']:.0f} s); / {peer} "
               f"{row['env_steps_per_s'] / peer_rate:.2f}x", flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
