@@ -502,28 +502,28 @@ class PPOState:
     env_params: Any = None  # the traced env params given to train(); None: the closed-over ones
 
 
+def _meta_run_file(path: str, field: str, file_name: str, command: str) -> Path:
+    """The file a ``Config`` field (``objective_params``, ``optimizer_params``) names: the path
+    itself, or the meta-run folder's ``file_name``. Raises ``ValueError`` when neither exists."""
+    given = Path(path).expanduser()
+    candidate = given / file_name if given.is_dir() else given
+    if not candidate.is_file():
+        raise ValueError(
+            f"PPO: {field} {path!r} is neither an .npz file nor a folder holding "
+            f"{file_name} (a `{command}` run folder).")
+    return candidate
+
+
 def objective_params_file(path: str) -> Path:
     """The drift-network file ``Config.objective_params`` names: the path itself, or a meta-run
     folder's ``objective.npz``. Raises ``ValueError`` when neither exists."""
-    given = Path(path).expanduser()
-    candidate = given / "objective.npz" if given.is_dir() else given
-    if not candidate.is_file():
-        raise ValueError(
-            f"PPO: objective_params {path!r} is neither an .npz file nor a folder holding "
-            f"objective.npz (a `jaxrl meta lpo` run folder).")
-    return candidate
+    return _meta_run_file(path, "objective_params", "objective.npz", "jaxrl meta lpo")
 
 
 def optimizer_params_file(path: str) -> Path:
     """The learned-optimiser file ``Config.optimizer_params`` names: the path itself, or a
     meta-run folder's ``optimizer.npz``. Raises ``ValueError`` when neither exists."""
-    given = Path(path).expanduser()
-    candidate = given / "optimizer.npz" if given.is_dir() else given
-    if not candidate.is_file():
-        raise ValueError(
-            f"PPO: optimizer_params {path!r} is neither an .npz file nor a folder holding "
-            f"optimizer.npz (a `jaxrl meta open` run folder).")
-    return candidate
+    return _meta_run_file(path, "optimizer_params", "optimizer.npz", "jaxrl meta open")
 
 
 def learned_optimizer(config: Config) -> optim.OptimizerFactory:

@@ -61,6 +61,7 @@ from jaxrl_suite.run.training import Train
 
 __all__ = [
     "Config",
+    "EvolutionSettings",
     "Hyperparams",
     "LPOState",
     "LPOTrain",
@@ -76,19 +77,17 @@ __all__ = [
 
 # --- config -------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """LPO meta-training settings (every field a command-line flag).
+class EvolutionSettings:
+    """What every ES meta-run over whole PPO runs sets (LPO's, OPEN's ``Config`` extend it).
 
-    The objective: ``time_aware`` (TA-LPO) and ``hidden_size``. The inner runs: PPO's
-    ``ppo_preset`` (empty: the env's default preset; ``none``: PPO's plain defaults) with
-    ``inner_total_steps`` env steps (0: the preset's) and ``inner_num_envs`` (0: the
-    preset's); evaluated by ``fitness_episodes`` episodes of at most ``fitness_max_steps``
+    The inner runs: PPO's ``ppo_preset`` (empty: the env's default preset; ``none``: PPO's plain
+    defaults) with ``inner_total_steps`` env steps (0: the preset's) and ``inner_num_envs`` (0:
+    the preset's); evaluated by ``fitness_episodes`` episodes of at most ``fitness_max_steps``
     steps (0: the env's episode limit), sampled (``fitness_deterministic`` False) or greedy.
-    The search: ``es_*`` and ``population_size``, ``generations`` of it.
+    The search: ``es_*`` and ``population_size`` (OpenAI-ES, LPO's published 64 and 0.03 /
+    0.03 decayed 0.99), ``generations`` of it, the population evaluated in ``member_chunks``.
     """
 
-    time_aware: bool = False
-    hidden_size: int = 128
     population_size: int = 64
     generations: int = 256
     member_chunks: int = 1
@@ -104,6 +103,16 @@ class Config:
     es_lr_decay: float = 0.99
     es_sigma_decay: float = 0.99
     es_fitness_shaping: str = "centered_rank"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(EvolutionSettings):
+    """LPO meta-training settings (every field a command-line flag): the objective's
+    ``time_aware`` (TA-LPO) and ``hidden_size``, and ``EvolutionSettings``' inner runs and
+    search."""
+
+    time_aware: bool = False
+    hidden_size: int = 128
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -81,14 +81,12 @@ NUM_INPUTS = 1 + 2 * len(MOMENTUM_DECAYS) + 2 + 4  # 15 normalised, 4 constant p
 
 # --- config -------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(lpo.EvolutionSettings):
     """OPEN's optimiser and its meta-training (every field a command-line flag).
 
     The optimiser: ``gru_size``, ``hidden_size``, ``step_scale`` and ``exponent_scale`` (OPEN's
     1e-3 and 1e-3), ``stochastic`` (the learned noise on the actor), ``center_updates``.
-    The inner runs and the search as LPO's (``meta/lpo.py``): PPO's ``ppo_preset`` (empty: the
-    env's; ``none``: PPO's defaults) with ``inner_total_steps`` and ``inner_num_envs`` (0: the
-    preset's), ``fitness_*`` the evaluation, ``es_*`` and ``population_size`` the strategy.
+    The inner runs and the search: LPO's ``EvolutionSettings`` (``meta/lpo.py``).
     """
 
     gru_size: int = 8
@@ -97,21 +95,6 @@ class Config:
     exponent_scale: float = 1e-3
     stochastic: bool = True
     center_updates: bool = True
-    population_size: int = 64
-    generations: int = 256
-    member_chunks: int = 1
-    ppo_preset: str = ""
-    inner_total_steps: int = 0
-    inner_num_envs: int = 0
-    fitness_episodes: int = 16
-    fitness_max_steps: int = 0
-    fitness_deterministic: bool = False
-    es_strategy: str = "open_es"
-    es_learning_rate: float = 0.03
-    es_sigma: float = 0.03
-    es_lr_decay: float = 0.99
-    es_sigma_decay: float = 0.99
-    es_fitness_shaping: str = "centered_rank"
 
 
 PRESETS: dict[str, dict[str, Any]] = {
