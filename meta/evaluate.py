@@ -30,9 +30,14 @@ their mean return is that seed's. The budget and the other PPO settings: on the 
 env, the meta-run's inner PPO (``lpo.inner_config``; ``h = 1`` is the horizon it was
 discovered at) with the run's ``fitness_max_steps``; on any other env, that env's PPO preset
 (``ppo.ALGORITHM.env_preset_config``, plain defaults where it has none: the run's inner
-overrides were chosen for its own env) and its total steps, episodes up to the env's own limit.
+overrides were chosen for its own env) and its total steps, episodes up to the env's own limit;
+with ``--transfer-budget meta`` every target takes the meta-run's inner PPO instead (its preset,
+steps and envs, and its ``fitness_max_steps``): the transfer at the budget the drift was
+discovered at, which is what a CPU can afford for the MinAtar games.
 Targets: any registered env id, and ``minatar`` (the four ids of ``MINATAR_IDS``, PPO's MinAtar
-preset); default the meta-training env. Two compiled calls per target and horizon, each a
+preset); default the meta-training env. Besides ``results.json`` and ``results.md``,
+``results.png``: the mean final return of each column per target and horizon, with the
+standard error over seeds. Two compiled calls per target and horizon, each a
 ``vmap`` over the seeds' keys of a whole PPO run and its evaluation (``lpo.make_run_return``):
 DPO's, and the learned objective's over two networks, the discovered one and the one at its
 initialisation, whose learned term is 0 (PPO's clipped surrogate bit for bit): PPO's column.
@@ -69,7 +74,7 @@ from jaxrl_suite.meta.agent import AGENT_PRESETS, AgentConfig, make_agent
 
 __all__ = ["LPO_HORIZONS", "MINATAR_IDS", "compare_rules", "evaluate_lpo_run", "evaluate_run",
            "evaluate_open_run", "load_objective", "main", "make_comparison", "objective_returns",
-           "run_algorithm", "summarize_comparison"]
+           "plot_lpo_results", "run_algorithm", "summarize_comparison", "TRANSFER_BUDGETS"]
 
 MINATAR_IDS = ("gymnax/Breakout-MinAtar", "gymnax/Asterix-MinAtar", "gymnax/Freeway-MinAtar",
                "gymnax/SpaceInvaders-MinAtar")
@@ -302,21 +307,23 @@ _OBJECTIVE_FILE = re.compile(r"objective(_best)?(_seed\d+)?")
 
 def objective_returns(config: ppo.Config, env: Any, env_params: Any, keys: jax.Array,
                       episodes: int, deterministic: bool, max_steps: int | None,
-                      drifts: Any = None) -> np.ndarray:
+                      drifts: Any = None, curriculum: lpo.Config | None = None) -> np.ndarray:
     """Final returns of fresh PPO agents trained by ``config`` (its objective, its
     ``total_steps``), one per key of ``keys`` ``(S,)``: each trains from its key and its final
     policy plays ``episodes`` episodes (``lpo.make_run_return``), the mean undiscounted return.
     ``(S,)`` float32; with ``drifts`` (a learned objective's drift networks stacked on a
     leading axis of ``D``) ``(D, S)``, each network on every key. One compiled call, a ``vmap``
-    of the whole run."""
-    train = ppo.make_train(config, env, env_params)
+    of the whole run. With ``curriculum`` (an LPO run's config with a ``curriculum``), each
+    agent is the student of that UED run (``lpo.make_inner_train``)."""
+    train = (ppo.make_train(config, env, env_params) if curriculum is None
+             else lpo.make_inner_train(curriculum, config, env, env_params))
     run_return = lpo.make_run_return(train, env, env_params, episodes, deterministic, max_steps)
     hparams = train.default_hparams
     if drifts is None:
         return np.asarray(jax.jit(jax.vmap(run_return, in_axes=(None, 0)))(hparams, keys))
 
     def with_drift(drift, hparams, key):
-        return run_return(hparams.replace(meta={"objective": drift}), key)
+        return run_return(lpo.with_objective(hparams, drift), key)
 
     over_keys = jax.vmap(with_drift, in_axes=(None, None, 0))
     return np.asarray(jax.jit(jax.vmap(over_keys, in_axes=(0, None, None)))(drifts, hparams,
@@ -345,9 +352,32 @@ def _lpo_env_ids(targets: Sequence[str]) -> list[str]:
     return env_ids
 
 
+TRANSFER_BUDGETS = ("preset", "meta")
+
+
+def _target_base(config: Any, meta_env: str, env_id: str, env: Any, env_params: Any,
+                 transfer_budget: str, objective: str | None = None
+                 ) -> tuple[ppo.Config, str, int | None]:
+    """The PPO config a target's agents start from (before the horizon scales its steps), a
+    phrase naming it, and the evaluation episodes' step limit (``None``: the env's own): the
+    meta-run's inner PPO on the meta-training env, or everywhere with ``transfer_budget``
+    ``meta``; else the target env's PPO preset."""
+    if transfer_budget not in TRANSFER_BUDGETS:
+        raise ValueError(f"meta eval: transfer_budget must be one of {TRANSFER_BUDGETS} (the "
+                         f"targets' PPO preset, or the meta-run's inner PPO); got "
+                         f"{transfer_budget!r}.")
+    if env_id == meta_env or transfer_budget == "meta":
+        return (lpo.inner_config(config, env, objective), "the meta-run's inner PPO",
+                config.fitness_max_steps or None)
+    if getattr(env_params, "max_steps_in_episode", None) is None:
+        raise ValueError(f"meta eval: {env_id}'s params have no max_steps_in_episode, so its "
+                         f"evaluation episodes have no limit; choose another target.")
+    return ppo.ALGORITHM.env_preset_config(env), "the env's PPO preset", None
+
+
 def _lpo_plan(config: lpo.Config, meta_env: str, env_ids: Sequence[str],
-              horizons: Sequence[float], learned: str, objective_path: Path
-              ) -> list[dict[str, Any]]:
+              horizons: Sequence[float], learned: str, objective_path: Path,
+              transfer_budget: str = "preset") -> list[dict[str, Any]]:
     """One entry per target and horizon: the env, the three PPO configs (by objective name,
     ``learned`` reading ``objective_path``) at ``h`` times the target's budget, the
     evaluation's settings. Every config is checked here, so a bad one is refused before
@@ -355,16 +385,8 @@ def _lpo_plan(config: lpo.Config, meta_env: str, env_ids: Sequence[str],
     plan = []
     for env_id in env_ids:
         env, env_params = jaxrl_suite.make(env_id)
-        if env_id == meta_env:
-            base = lpo.inner_config(config, env)
-            budget, max_steps = "the meta-run's inner PPO", config.fitness_max_steps or None
-        else:
-            base = ppo.ALGORITHM.env_preset_config(env)
-            budget, max_steps = "the env's PPO preset", None
-            if getattr(env_params, "max_steps_in_episode", None) is None:
-                raise ValueError(f"meta eval: {env_id}'s params have no max_steps_in_episode, "
-                                 f"so its evaluation episodes have no limit; choose another "
-                                 f"target.")
+        base, budget, max_steps = _target_base(config, meta_env, env_id, env, env_params,
+                                               transfer_budget)
         for horizon in horizons:
             steps = int(round(horizon * base.total_steps))
             configs = {name: dataclasses.replace(
@@ -378,7 +400,12 @@ def _lpo_plan(config: lpo.Config, meta_env: str, env_ids: Sequence[str],
                     raise ValueError(f"meta eval: {env_id} at horizon {horizon:g} ({steps:,} "
                                      f"steps, objective {name}): {error}") from None
             batch = base.num_envs * base.num_steps  # PPO trains in whole updates of a batch
+            # A curriculum run's agents learn over its curriculum wherever they take the
+            # meta-run's inner PPO on a level env.
+            curriculum = (config if getattr(config, "curriculum", "") and is_level_env(env)
+                          and budget == "the meta-run's inner PPO" else None)
             plan.append({"target": env_id, "env": env, "env_params": env_params,
+                         "curriculum": curriculum,
                          "horizon": horizon, "steps": steps, "env_steps": steps // batch * batch,
                          "base_steps": base.total_steps, "budget": budget,
                          "max_steps": max_steps, "configs": configs})
@@ -401,7 +428,8 @@ def _checked_horizons(horizons: Sequence[float], seeds: int) -> list[float]:
 
 def evaluate_lpo_run(run_dir: str | Path, targets: Sequence[str] | None = None,
                      horizons: Sequence[float] = LPO_HORIZONS, seeds: int = 4,
-                     objective_file: str = "objective", seed: int = 0) -> dict[str, Any]:
+                     objective_file: str = "objective", seed: int = 0,
+                     transfer_budget: str = "preset") -> dict[str, Any]:
     """Meta-test an LPO or TA-LPO run's discovered drift (module docstring): for each target env
     and horizon multiple, ``seeds`` fresh PPO agents per objective (PPO's clipped surrogate,
     DPO, the discovered one) on the same keys.
@@ -415,6 +443,8 @@ def evaluate_lpo_run(run_dir: str | Path, targets: Sequence[str] | None = None,
       objective_file: the run folder's drift file to test, ``objective`` (the search mean) or
         ``objective_best`` (the best member seen); ``_seed{i}`` for a run of several seeds.
       seed: the evaluation keys are ``split(key(seed + 10007), seeds)``.
+      transfer_budget: the PPO settings of targets other than the meta-training env: ``preset``
+        (each env's PPO preset and its total steps) or ``meta`` (the meta-run's inner PPO).
 
     Returns:
       The dict written to ``RUN_DIR/meta_eval/results.json``: the run's settings and ``rows``,
@@ -442,7 +472,8 @@ def evaluate_lpo_run(run_dir: str | Path, targets: Sequence[str] | None = None,
     objectives.load_drift_params(str(objective_path), config.time_aware, "meta eval")
     learned = "ta_lpo" if config.time_aware else "lpo"
     env_ids = _lpo_env_ids([options.env] if targets is None else targets)
-    plan = _lpo_plan(config, options.env, env_ids, horizons, learned, objective_path)
+    plan = _lpo_plan(config, options.env, env_ids, horizons, learned, objective_path,
+                     transfer_budget)
 
     columns = {"PPO": PPO_OBJECTIVE, "DPO": "dpo", "TA-LPO" if config.time_aware else "LPO":
                learned}
@@ -452,10 +483,11 @@ def evaluate_lpo_run(run_dir: str | Path, targets: Sequence[str] | None = None,
         "objective_file": objective_path.name, "meta_env": options.env,
         "generations": config.generations, "seeds": seeds, "seed": seed,
         "episodes": config.fitness_episodes, "deterministic": config.fitness_deterministic,
-        "columns": columns, "rows": []}
+        "transfer_budget": transfer_budget, "columns": columns, "rows": []}
     for entry in plan:
         settings = (entry["env"], entry["env_params"], keys, config.fitness_episodes,
                     config.fitness_deterministic, entry["max_steps"])
+        curriculum = {"curriculum": entry["curriculum"]}
         # PPO's agents are the learned objective's at its initialisation (the learned term 0,
         # PPO's clipped surrogate bit for bit: tests/test_lpo.py), so PPO and the discovered
         # drift share one compiled program, a vmap over the two networks.
@@ -465,14 +497,16 @@ def evaluate_lpo_run(run_dir: str | Path, targets: Sequence[str] | None = None,
         at_ppo = objectives.init_drift_params(jax.random.key(0), config.time_aware,
                                               config.hidden_size)
         both = objective_returns(learned_config, *settings, drifts=jax.tree.map(
-            lambda a, b: jnp.stack([a, b]), at_ppo, discovered))
+            lambda a, b: jnp.stack([a, b]), at_ppo, discovered), **curriculum)
         finals = {PPO_OBJECTIVE: both[0], learned: both[1],
-                  "dpo": objective_returns(entry["configs"]["dpo"], *settings)}
+                  "dpo": objective_returns(entry["configs"]["dpo"], *settings, **curriculum)}
         returns = {name: {"per_seed": [float(x) for x in final], "mean": float(final.mean()),
                           "std_over_seeds": float(final.std())}
                    for name, final in finals.items()}
         row = {name: entry[name] for name in ("target", "horizon", "steps", "env_steps",
                                               "base_steps", "budget")}
+        if entry["curriculum"] is not None:
+            row["curriculum"] = config.curriculum
         row["returns"] = returns
         results["rows"].append(row)
         print(f"{row['target']} x {row['horizon']:g} ({row['steps']:,} steps): "
@@ -486,13 +520,14 @@ def evaluate_lpo_run(run_dir: str | Path, targets: Sequence[str] | None = None,
 
 def evaluate_open_run(run_dir: str | Path, targets: Sequence[str] | None = None,
                       horizons: Sequence[float] = LPO_HORIZONS, seeds: int = 4,
-                      optimizer_file: str = "optimizer", seed: int = 0) -> dict[str, Any]:
+                      optimizer_file: str = "optimizer", seed: int = 0,
+                      transfer_budget: str = "preset") -> dict[str, Any]:
     """Meta-test an OPEN run's discovered optimiser as ``evaluate_lpo_run`` tests a drift:
     for each target env and horizon multiple, ``seeds`` fresh PPO agents trained by Adam (PPO's
     own optimiser) and as many by the learned optimiser, on the same keys. ``optimizer_file``:
-    ``optimizer`` (the search mean) or ``optimizer_best``. Returns (and writes to
-    ``RUN_DIR/meta_eval/``) the same structure as ``evaluate_lpo_run``, columns ``PPO (Adam)``
-    and ``OPEN``."""
+    ``optimizer`` (the search mean) or ``optimizer_best``; ``transfer_budget`` as there.
+    Returns (and writes to ``RUN_DIR/meta_eval/``) the same structure as ``evaluate_lpo_run``,
+    columns ``PPO (Adam)`` and ``OPEN``."""
     from jaxrl_suite.meta import open as open_lib
     from jaxrl_suite.run.folder import load_run
 
@@ -512,25 +547,26 @@ def evaluate_open_run(run_dir: str | Path, targets: Sequence[str] | None = None,
         "run": str(run_dir), "algo": "open", "objective": "open", "objective_file": path.name,
         "meta_env": options.env, "generations": config.generations, "seeds": seeds,
         "seed": seed, "episodes": config.fitness_episodes,
-        "deterministic": config.fitness_deterministic, "columns": columns, "rows": []}
+        "deterministic": config.fitness_deterministic, "transfer_budget": transfer_budget,
+        "columns": columns, "rows": []}
+    resolved = []
     for env_id in _lpo_env_ids([options.env] if targets is None else targets):
-        env, env_params = jaxrl_suite.make(env_id)
-        own = env_id == options.env
-        base = (lpo.inner_config(config, env, objective=PPO_OBJECTIVE) if own
-                else ppo.ALGORITHM.env_preset_config(env))
+        env, env_params = jaxrl_suite.make(env_id)  # every target checked before any compiles
+        resolved.append((env_id, env, env_params, *_target_base(
+            config, options.env, env_id, env, env_params, transfer_budget, PPO_OBJECTIVE)))
+    for env_id, env, env_params, base, budget, max_steps in resolved:
         for horizon in horizons:
             steps = int(round(horizon * base.total_steps))
             adam = dataclasses.replace(base, total_steps=steps)
             settings = (env, env_params, keys, config.fitness_episodes,
-                        config.fitness_deterministic,
-                        (config.fitness_max_steps or None) if own else None)
+                        config.fitness_deterministic, max_steps)
             finals = {"adam": objective_returns(adam, *settings),
                       "open": objective_returns(dataclasses.replace(
                           adam, optimizer_params=str(path)), *settings)}
             batch = base.num_envs * base.num_steps
             row = {"target": env_id, "horizon": horizon, "steps": steps,
                    "env_steps": steps // batch * batch, "base_steps": base.total_steps,
-                   "budget": "the meta-run's inner PPO" if own else "the env's PPO preset",
+                   "budget": budget,
                    "returns": {name: {"per_seed": [float(x) for x in final],
                                       "mean": float(final.mean()),
                                       "std_over_seeds": float(final.std())}
@@ -554,7 +590,8 @@ def write_lpo_results(out_dir: Path, results: dict[str, Any]) -> None:
              f"{results['objective']}), {results['seeds']} seeds, {results['episodes']} "
              f"evaluation episodes each; final return, mean ± std over seeds. Horizon: a "
              f"multiple of the budget (on {results['meta_env']} the meta-run's inner steps, "
-             f"elsewhere the env's PPO preset's).", "",
+             + ("and on every other target too)." if results.get("transfer_budget") == "meta"
+                else "elsewhere the env's PPO preset's)."), "",
              "| target | horizon | steps | " + " | ".join(columns) + " |",
              "|---|---|---|" + "---|" * len(columns)]
     for row in results["rows"]:
@@ -568,11 +605,45 @@ def write_lpo_results(out_dir: Path, results: dict[str, Any]) -> None:
             f"{row['target']} x {row['horizon']:g} took {row['env_steps']:,} steps"
             for row in rounded) + "."]
     (out_dir / "results.md").write_text("\n".join(lines) + "\n")
+    plot_lpo_results(results, out_dir / "results.png")
+
+
+def plot_lpo_results(results: dict[str, Any], path: Path) -> None:
+    """A bar per column (PPO, DPO, the discovered objective; or Adam and OPEN) in a group per
+    horizon, one panel per target (returns differ in scale between envs): the mean final
+    return over seeds, the standard error as a whisker."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = results["columns"]
+    targets = list(dict.fromkeys(row["target"] for row in results["rows"]))
+    figure, axes = plt.subplots(1, len(targets), figsize=(1.0 + 3.0 * len(targets), 3.4),
+                                squeeze=False)
+    width = 0.8 / len(columns)
+    for axis, target in zip(axes[0], targets):
+        rows = [row for row in results["rows"] if row["target"] == target]
+        for index, (column, name) in enumerate(columns.items()):
+            per_seed = [np.asarray(row["returns"][name]["per_seed"]) for row in rows]
+            errors = [x.std() / math.sqrt(max(1, len(x) - 1)) for x in per_seed]
+            positions = np.arange(len(rows)) + (index - (len(columns) - 1) / 2) * width
+            axis.bar(positions, [x.mean() for x in per_seed], width, yerr=errors, capsize=2,
+                     label=column)
+        axis.set_xticks(np.arange(len(rows)), [f"{row['horizon']:g}x" for row in rows])
+        axis.set_xlabel("horizon (multiple of the budget)")
+        axis.set_title(target.removeprefix("gymnax/"), fontsize=9)
+    axes[0][0].set_ylabel(f"final return ({results['seeds']} seeds)")
+    axes[0][0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 # --- the command line ---------------------------------------------------------------------------
 _LPG_ONLY = {"levels": 16, "minatar_updates": 500, "named_updates": None}  # flag -> default
-_LPO_ONLY = {"horizons": list(LPO_HORIZONS), "objective_file": "objective"}
+_LPO_ONLY = {"horizons": list(LPO_HORIZONS), "objective_file": "objective",
+             "transfer_budget": "preset"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -597,6 +668,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     lpo_flags.add_argument("--objective-file", default=None,
                            help="objective (the search mean) or objective_best (the best "
                                 "member seen); default objective")
+    lpo_flags.add_argument("--transfer-budget", choices=TRANSFER_BUDGETS, default=None,
+                           help="PPO settings on targets other than the meta-training env: "
+                                "preset (each env's PPO preset and steps) or meta (the "
+                                "meta-run's inner PPO); default preset (LPO and OPEN runs)")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     for name in ("seeds", "levels", "minatar_updates", "named_updates"):
         if getattr(args, name) is None:
@@ -630,10 +705,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                          values["named_updates"])
         elif algo == "open":
             evaluate_open_run(args.run_dir, args.on, values["horizons"], args.seeds,
-                              seed=args.seed)
+                              seed=args.seed, transfer_budget=values["transfer_budget"])
         else:
             evaluate_lpo_run(args.run_dir, args.on, values["horizons"], args.seeds,
-                             values["objective_file"], args.seed)
+                             values["objective_file"], args.seed, values["transfer_budget"])
     except ValueError as error:
         print(f"jaxrl: error: {error}", file=sys.stderr)
         return 2

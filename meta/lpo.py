@@ -34,6 +34,14 @@ the mean and the best parameters, the keys) and bit-exact ``--resume``; the run 
 (``meta/evaluate.py``) trains fresh PPO agents with it, with PPO's and with DPO's objective on
 the same seeds, at multiples of the inner budget and on other envs.
 
+Over a curriculum (``curriculum``: ``dr``, ``plr``, ``robust_plr``, ``accel`` or ``paired``, on a
+level env: ``maze``, ``gridworld``, or any env as ``ParamLevels``): each member's inner run is
+the UED run of that method whose student is the inner PPO (``curriculum_config``), trained with
+the member's drift while the curriculum picks its levels; its fitness is the student's final
+policy on fresh levels of the env's own distribution. The issue's "an objective meta-trained
+over a UED curriculum without editing algos/ued.py": the UED student takes the objective
+through its ``hparams.student.meta``.
+
 Several envs at once (fitness normalised by PPO's return per env, as the paper's multi-task
 runs) are not built yet: one env per meta-run.
 """
@@ -50,8 +58,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxrl_suite.algos import ppo
+from jaxrl_suite.algos import ppo, ued
 from jaxrl_suite.env import wrappers
+from jaxrl_suite.env.levels import is_level_env
 from jaxrl_suite.learn import objectives
 from jaxrl_suite.meta import es as es_lib
 from jaxrl_suite.run.algorithms import AlgorithmSpec
@@ -65,12 +74,16 @@ __all__ = [
     "Hyperparams",
     "LPOState",
     "LPOTrain",
+    "CURRICULA",
     "PRESETS",
+    "curriculum_config",
     "inner_config",
+    "make_inner_train",
     "make_run_return",
     "make_train",
     "plot_drift",
     "validate",
+    "with_objective",
     "write_outputs",
 ]
 
@@ -108,11 +121,16 @@ class EvolutionSettings:
 @dataclasses.dataclass(frozen=True)
 class Config(EvolutionSettings):
     """LPO meta-training settings (every field a command-line flag): the objective's
-    ``time_aware`` (TA-LPO) and ``hidden_size``, and ``EvolutionSettings``' inner runs and
-    search."""
+    ``time_aware`` (TA-LPO) and ``hidden_size``, ``EvolutionSettings``' inner runs and search,
+    and the ``curriculum`` (a UED method; empty: plain PPO on the env) that picks the inner
+    runs' levels on a level env."""
 
     time_aware: bool = False
     hidden_size: int = 128
+    curriculum: str = ""
+
+
+CURRICULA = ("",) + ued.METHODS
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -128,9 +146,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 @struct.dataclass
 class Hyperparams:
     """The traced part of a meta-run: the inner PPO's hyperparameters (a sweep over them is a
-    ``vmap``); their ``meta`` is set per member."""
+    ``vmap``); their ``meta`` is set per member. Over a curriculum, the inner UED run's
+    (``ued.Hyperparams``: its student's PPO settings, and PAIRED's adversary's)."""
 
-    ppo: ppo.Hyperparams
+    ppo: ppo.Hyperparams | ued.Hyperparams
 
 
 LPOState = es_lib.EvolutionState
@@ -169,6 +188,47 @@ def inner_config(config: Any, env: Any, objective: str | None = None) -> ppo.Con
     return ppo.ALGORITHM.env_preset_config(env, **overrides)
 
 
+def curriculum_config(config: Config, ppo_config: ppo.Config) -> ued.Config:
+    """The UED run of ``config.curriculum`` whose student is ``ppo_config`` (its network,
+    optimiser, objective and budget; a UED round is one PPO update's rollout), with UED's own
+    curriculum settings (buffer, scores, replay) at their defaults and a single logged update:
+    the held-out levels are played once, at the end."""
+    rounds = max(1, ppo_config.total_steps // (ppo_config.num_envs * ppo_config.num_steps))
+    shared = ("total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches",
+              "learning_rate", "anneal_lr", "gamma", "gae_lambda", "clip_epsilon",
+              "entropy_coef", "value_coef", "max_grad_norm", "encoder", "conv_features",
+              "recurrent", "gru_hidden_size", "hidden_sizes", "activation", "objective",
+              "objective_params", "optimizer_params")
+    return ued.Config(method=config.curriculum, eval_interval=rounds, heldout_episodes=1,
+                      **{name: getattr(ppo_config, name) for name in shared})
+
+
+def make_inner_train(config: Config, ppo_config: ppo.Config, env: Any, env_params: Any
+                     ) -> Train:
+    """The inner run's ``Train``: PPO of ``ppo_config`` on ``env``, or over a curriculum the
+    UED run whose student it is (``curriculum_config``)."""
+    if getattr(config, "curriculum", ""):
+        return ued.make_train(curriculum_config(config, ppo_config), env, env_params)
+    return ppo.make_train(ppo_config, env, env_params)
+
+
+def with_objective(inner_hparams: Any, drift: Any) -> Any:
+    """``inner_hparams`` (PPO's, or a UED run's) with the learned objective's ``drift``: PPO's
+    ``meta``, or the UED student's."""
+    if isinstance(inner_hparams, ued.Hyperparams):
+        return inner_hparams.replace(student=inner_hparams.student.replace(
+            meta={"objective": drift}))
+    return inner_hparams.replace(meta={"objective": drift})
+
+
+def without_objective(inner_hparams: Any) -> Any:
+    """``inner_hparams`` with no learned objective set (``meta`` None): the meta-run's default
+    hyperparameters, whose objective is set per member."""
+    if isinstance(inner_hparams, ued.Hyperparams):
+        return inner_hparams.replace(student=inner_hparams.student.replace(meta=None))
+    return inner_hparams.replace(meta=None)
+
+
 def es_config(config: Any) -> es_lib.ESConfig:
     """The strategy a meta-run's ``es_*`` and ``population_size`` fields describe."""
     return es_lib.ESConfig(
@@ -183,6 +243,13 @@ def es_config(config: Any) -> es_lib.ESConfig:
 def validate(config: Config, env: Any = None, env_params: Any = None) -> None:
     """Refuse a meta-run that cannot work, in plain words, before anything compiles."""
     check_evolution_config(config, env, env_params, "LPO", {"hidden_size": 1})
+    if config.curriculum not in CURRICULA:
+        raise ValueError(f"LPO: curriculum must be empty (plain PPO on the env) or a UED method "
+                         f"({', '.join(ued.METHODS)}); got {config.curriculum!r}.")
+    if config.curriculum and env is not None and not is_level_env(env):
+        raise ValueError(f"LPO: the curriculum {config.curriculum!r} picks levels, so it needs "
+                         f"a level env (maze, gridworld, or any env wrapped in ParamLevels); "
+                         f"{env.name} has none.")
 
 
 def check_evolution_config(config: Any, env: Any, env_params: Any, owner: str,
@@ -240,7 +307,7 @@ def make_train(config: Config, env: Any, env_params: Any) -> LPOTrain:
     generations. Raises ``ValueError`` for bad settings (``validate``, and PPO's own checks of
     the inner config)."""
     validate(config, env, env_params)
-    inner = ppo.make_train(inner_config(config, env), env, env_params)
+    inner = make_inner_train(config, inner_config(config, env), env, env_params)
     run_return = make_run_return(inner, env, env_params, config.fitness_episodes,
                                  config.fitness_deterministic, config.fitness_max_steps or None)
     template = objectives.init_drift_params(jax.random.key(0), config.time_aware,
@@ -250,7 +317,7 @@ def make_train(config: Config, env: Any, env_params: Any) -> LPOTrain:
 
     def member_return(drift, ppo_hparams, key):
         """One whole inner PPO run trained with ``drift``, then its evaluation: a scalar."""
-        return run_return(ppo_hparams.replace(meta={"objective": drift}), key)
+        return run_return(with_objective(ppo_hparams, drift), key)
 
     def fitness(drift, hparams, key):
         return member_return(drift, hparams.ppo, key)
@@ -275,7 +342,7 @@ def make_train(config: Config, env: Any, env_params: Any) -> LPOTrain:
     return LPOTrain(
         init=init, update=update, num_updates=config.generations,
         env_steps_per_update=(population + 2) * inner.num_updates * inner.env_steps_per_update,
-        default_hparams=Hyperparams(ppo=inner.default_hparams.replace(meta=None)),
+        default_hparams=Hyperparams(ppo=without_objective(inner.default_hparams)),
         make_policy=make_policy, config=config, int32_env_steps=False, inner=inner, es=es,
         member_return=member_return,
         population_returns=jax.vmap(member_return, in_axes=(0, None, 0)))
@@ -348,7 +415,9 @@ def write_outputs(run_dir: Path, train: LPOTrain, states: LPOState) -> dict[str,
     run_dir = Path(run_dir)
     config: Config = train.config
     num_seeds = jax.tree.leaves(states.mean)[0].shape[0]
-    clip_epsilon = float(np.asarray(states.hparams.ppo.clip_epsilon).reshape(-1)[0])
+    inner_hparams = states.hparams.ppo
+    student = inner_hparams.student if isinstance(inner_hparams, ued.Hyperparams) else inner_hparams
+    clip_epsilon = float(np.asarray(student.clip_epsilon).reshape(-1)[0])
     written = []
     for seed in range(num_seeds):
         state = jax.tree.map(lambda x, s=seed: x[s], states)

@@ -252,6 +252,13 @@ def test_meta_run_resumes_bit_exactly_and_its_objective_trains_ppo(tmp_path):
                               "ta_lpo", run_dir / "objective.npz")
     assert [entry["steps"] for entry in plan] == [512, 4096]  # h x inner steps
     assert {entry["configs"]["dpo"].total_steps for entry in plan} == {512, 4096}
+    # Another env at its own PPO preset's budget, or (--transfer-budget meta) at the meta-run's.
+    for budget, steps, num_envs, max_steps in (("preset", 200_000, 16, None),
+                                               ("meta", 1024, 4, TINY.fitness_max_steps)):
+        (entry,) = evaluate._lpo_plan(config, "gymnax/CartPole-v1", ["gymnax/Acrobot-v1"], [1],
+                                      "ta_lpo", run_dir / "objective.npz", budget)
+        assert (entry["steps"], entry["configs"]["ta_lpo"].num_envs) == (steps, num_envs)
+        assert entry["max_steps"] == max_steps  # None: the env's own episode limit
     for row in rows:
         assert set(row["returns"]) == {"clipped_surrogate", "dpo", "ta_lpo"}
         for entry in row["returns"].values():
@@ -260,6 +267,7 @@ def test_meta_run_resumes_bit_exactly_and_its_objective_trains_ppo(tmp_path):
             assert entry["mean"] == pytest.approx(np.mean(entry["per_seed"]))
     table = (run_dir / "meta_eval" / "results.md").read_text()
     assert "| target | horizon | steps | PPO | DPO | TA-LPO |" in table
+    assert (run_dir / "meta_eval" / "results.png").stat().st_size > 0
     assert "| gymnax/CartPole-v1 | 1 | 1,024 |" in table
 
     # The same seeds for all three objectives: the run's folder with the drift network at its
@@ -332,6 +340,9 @@ def test_meta_eval_of_an_lpo_run_refuses_bad_settings_before_any_run_compiles(tm
             evaluate_lpo_run(run_dir, objective_file="objective_worst")
         with pytest.raises(ValueError, match="seeds must be an integer >= 1; got 0"):
             evaluate_lpo_run(run_dir, seeds=0)
+        with pytest.raises(ValueError, match=r"transfer_budget must be one of \('preset', "
+                                             r"'meta'\).*got 'inner'"):
+            evaluate_lpo_run(run_dir, targets=["gymnax/Acrobot-v1"], transfer_budget="inner")
         with pytest.raises(ValueError, match="is a run of 'ppo', not of lpo"):
             evaluate_lpo_run(ppo_dir)
         capsys.readouterr()
@@ -426,3 +437,42 @@ def test_the_ued_student_and_the_preference_set_take_a_learned_objective(tmp_pat
     with pytest.raises(ValueError, match="objective_params and optimizer_params are the PPO "
                                          "learner's .* learner is 'sac'"):
         preference_set.make_train(dataclasses.replace(config, learner="sac"), env, env_params)
+
+
+def test_lpo_over_a_plr_curriculum_trains_the_ued_student_with_each_members_drift():
+    """``curriculum="plr"``: each member's inner run is a PLR run over ``ParamLevels`` CartPole
+    whose student trains with the member's drift. The drift at its initialisation trains the
+    student exactly as the same PLR run with PPO's clipped objective does; another drift
+    trains it differently."""
+    from jaxrl_suite.algos import ued
+    from jaxrl_suite.env.levels import ParamLevels
+
+    cartpole, params = jaxrl_suite.make("gymnax/CartPole-v1", wrappers=False)
+    env = ParamLevels(cartpole, {"length": (0.25, 1.0), "masspole": (0.05, 0.5)})
+    config = dataclasses.replace(TINY, curriculum="plr", inner_total_steps=2048)
+    train = lpo.make_train(config, env, params)
+    assert train.inner.config.method == "plr"
+    student = train.inner.config
+    assert (student.objective, student.total_steps, student.num_envs) == ("lpo", 2048, 4)
+    assert isinstance(train.default_hparams.ppo, ued.Hyperparams)
+
+    template = lpo_template(train)
+    other = jax.tree.map(lambda x: x + jax.random.normal(jax.random.key(3), x.shape), template)
+    drifts = jax.tree.map(lambda a, b: jnp.stack([a, b]), template, other)
+    keys = jnp.stack([jax.random.key(5)] * 2)
+    returns = np.asarray(jax.jit(train.population_returns)(drifts, train.default_hparams.ppo,
+                                                           keys))
+    clipped = lpo.make_inner_train(config, lpo.inner_config(config, env, "clipped_surrogate"),
+                                   env, params)
+    run_return = lpo.make_run_return(clipped, env, params, config.fitness_episodes,
+                                     config.fitness_deterministic, config.fitness_max_steps)
+    expected = float(jax.jit(run_return)(clipped.default_hparams, keys[0]))
+    assert returns[0] == expected  # bit for bit
+    assert returns[1] != returns[0]
+
+    with pytest.raises(ValueError, match=r"curriculum must be empty .* or a UED method "
+                                         r"\(dr, plr, .*\); got 'minimax'"):
+        lpo.make_train(dataclasses.replace(config, curriculum="minimax"), env, params)
+    with pytest.raises(ValueError, match="the curriculum 'plr' picks levels, so it needs a level "
+                                         "env .*CartPole"):
+        lpo.make_train(config, cartpole, params)
