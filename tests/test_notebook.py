@@ -401,7 +401,10 @@ def executed_meta(tmp_path_factory, kernel_spec_dir):
     """meta_learning.ipynb executed in a fresh kernel of this interpreter, small budget."""
     return execute_notebook(META_NOTEBOOK, tmp_path_factory.mktemp("meta"), kernel_spec_dir,
                             check_cell(returns="final_returns", optimal="optimal_sparse",
-                                       run_dir="str(run_dir)", buffered="levels_in_buffer"))
+                                       run_dir="str(run_dir)", buffered="levels_in_buffer",
+                                       lpo_history="lpo_history",
+                                       drift_min="float(learned_drift.min())",
+                                       drift_at_ratio_one="drift_at_ratio_one"))
 
 
 @pytest.mark.slow
@@ -418,8 +421,16 @@ def test_meta_notebook_meta_trains_an_objective_that_beats_its_initialisation(ex
     assert check["buffered"] >= 1
     text = stdout_text(nb)
     assert "meta-step 4: replaced" in text and "regret" in text
-    assert display_mimetypes(nb).count("image/png") >= 4
+    assert display_mimetypes(nb).count("image/png") >= 6
     assert (Path(check["work_dir"]) / "meta_test_curves.png").is_file()
+    # LPO: three generations of the search, each reporting its members' fitness and PPO's;
+    # the discovered drift stays a drift (non-negative, zero at r = 1).
+    history = check["lpo_history"]
+    assert len(history) == 3
+    for report in history:
+        assert 8 <= report["ppo_return"] <= 500 and report["fitness_max"] >= report["fitness_min"]
+    assert check["drift_min"] >= 0.0 and check["drift_at_ratio_one"] < 1e-6
+    assert "generation 3: fitness mean" in text
 
 
 # --- notebooks/multi_objective.ipynb --------------------------------------------------------------
