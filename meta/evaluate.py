@@ -2,7 +2,7 @@
 
 ``jaxrl meta eval RUN_DIR`` reads the algorithm a run folder's ``config.json`` records and tests
 that run's learned objective; any other run folder is refused. Results go to
-``RUN_DIR/meta_eval/``: ``results.json`` and ``results.md`` (a table).
+``RUN_DIR/meta_eval/`` (or ``--out-dir``): ``results.json`` and ``results.md`` (a table).
 
 LPG runs (``jaxrl meta eval RUN_DIR --on named heldout minatar``): the objective of the newest
 checkpoint; for each target ``--seeds`` fresh agents are trained with it and as many with A2C,
@@ -214,7 +214,8 @@ def _summary(values: np.ndarray) -> dict[str, float]:
 
 def evaluate_run(run_dir: str | Path, targets: Sequence[str] = ("named", "heldout"),
                  seeds: int = 4, levels: int = 16, minatar_updates: int = 500,
-                 seed: int = 0, named_updates: int | None = None) -> dict[str, Any]:
+                 seed: int = 0, named_updates: int | None = None,
+                 out_dir: str | Path | None = None) -> dict[str, Any]:
     """Meta-test the objective of ``run_dir`` on ``targets`` (module docstring); writes and
     returns the results. ``named_updates`` caps the named levels' lifetimes (their
     recommended 2,500 and 25,000 updates take hours on a CPU)."""
@@ -265,7 +266,7 @@ def evaluate_run(run_dir: str | Path, targets: Sequence[str] = ("named", "heldou
         print(f"{name}: LPG {entry['lpg']['mean']:.3f} ± {entry['lpg']['std_over_seeds']:.3f}, "
               f"A2C {entry['a2c']['mean']:.3f} ± {entry['a2c']['std_over_seeds']:.3f} "
               f"({updates} updates, {seeds} seeds)", flush=True)
-    write_results(Path(run_dir) / "meta_eval", results)
+    write_results(Path(out_dir) if out_dir else Path(run_dir) / "meta_eval", results)
     return results
 
 
@@ -429,7 +430,8 @@ def _checked_horizons(horizons: Sequence[float], seeds: int) -> list[float]:
 def evaluate_lpo_run(run_dir: str | Path, targets: Sequence[str] | None = None,
                      horizons: Sequence[float] = LPO_HORIZONS, seeds: int = 4,
                      objective_file: str = "objective", seed: int = 0,
-                     transfer_budget: str = "preset") -> dict[str, Any]:
+                     transfer_budget: str = "preset", out_dir: str | Path | None = None
+                     ) -> dict[str, Any]:
     """Meta-test an LPO or TA-LPO run's discovered drift (module docstring): for each target env
     and horizon multiple, ``seeds`` fresh PPO agents per objective (PPO's clipped surrogate,
     DPO, the discovered one) on the same keys.
@@ -445,6 +447,7 @@ def evaluate_lpo_run(run_dir: str | Path, targets: Sequence[str] | None = None,
       seed: the evaluation keys are ``split(key(seed + 10007), seeds)``.
       transfer_budget: the PPO settings of targets other than the meta-training env: ``preset``
         (each env's PPO preset and its total steps) or ``meta`` (the meta-run's inner PPO).
+      out_dir: where the results go (default ``RUN_DIR/meta_eval``).
 
     Returns:
       The dict written to ``RUN_DIR/meta_eval/results.json``: the run's settings and ``rows``,
@@ -514,14 +517,15 @@ def evaluate_lpo_run(run_dir: str | Path, targets: Sequence[str] | None = None,
                           f"{returns[name]['std_over_seeds']:.2f}"
                           for column, name in columns.items())
               + f" ({seeds} seeds)", flush=True)
-    write_lpo_results(run_dir / "meta_eval", results)
+    write_lpo_results(Path(out_dir) if out_dir else run_dir / "meta_eval", results)
     return results
 
 
 def evaluate_open_run(run_dir: str | Path, targets: Sequence[str] | None = None,
                       horizons: Sequence[float] = LPO_HORIZONS, seeds: int = 4,
                       optimizer_file: str = "optimizer", seed: int = 0,
-                      transfer_budget: str = "preset") -> dict[str, Any]:
+                      transfer_budget: str = "preset", out_dir: str | Path | None = None
+                      ) -> dict[str, Any]:
     """Meta-test an OPEN run's discovered optimiser as ``evaluate_lpo_run`` tests a drift:
     for each target env and horizon multiple, ``seeds`` fresh PPO agents trained by Adam (PPO's
     own optimiser) and as many by the learned optimiser, on the same keys. ``optimizer_file``:
@@ -576,7 +580,7 @@ def evaluate_open_run(run_dir: str | Path, targets: Sequence[str] | None = None,
                 f"{column} {row['returns'][name]['mean']:.2f} ± "
                 f"{row['returns'][name]['std_over_seeds']:.2f}"
                 for column, name in columns.items()) + f" ({seeds} seeds)", flush=True)
-    write_lpo_results(run_dir / "meta_eval", results)
+    write_lpo_results(Path(out_dir) if out_dir else run_dir / "meta_eval", results)
     return results
 
 
@@ -656,6 +660,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=4,
                         help="agents per rule (or objective) and level (or horizon)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", default=None,
+                        help="where results go (default RUN_DIR/meta_eval), so that several "
+                             "meta-tests of one run can be kept")
     lpg_flags = parser.add_argument_group("LPG runs")
     lpg_flags.add_argument("--levels", type=int, default=None, help="held-out levels (16)")
     lpg_flags.add_argument("--minatar-updates", type=int, default=None,
@@ -702,15 +709,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if algo == "lpg":
             evaluate_run(args.run_dir, args.on or ["named", "heldout"], args.seeds,
                          values["levels"], values["minatar_updates"], args.seed,
-                         values["named_updates"])
+                         values["named_updates"], args.out_dir)
         elif algo == "open":
             evaluate_open_run(args.run_dir, args.on, values["horizons"], args.seeds,
-                              seed=args.seed, transfer_budget=values["transfer_budget"])
+                              seed=args.seed, transfer_budget=values["transfer_budget"],
+                              out_dir=args.out_dir)
         else:
             evaluate_lpo_run(args.run_dir, args.on, values["horizons"], args.seeds,
-                             values["objective_file"], args.seed, values["transfer_budget"])
+                             values["objective_file"], args.seed, values["transfer_budget"],
+                             args.out_dir)
     except ValueError as error:
         print(f"jaxrl: error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {Path(args.run_dir) / 'meta_eval'}")
+    print(f"wrote {args.out_dir or Path(args.run_dir) / 'meta_eval'}")
     return 0

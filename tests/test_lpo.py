@@ -278,7 +278,10 @@ def test_meta_run_resumes_bit_exactly_and_its_objective_trains_ppo(tmp_path):
     shutil.copy(run_dir / "config.json", zero / "config.json")
     objectives.save_drift_params(str(zero / "objective.npz"), objectives.init_drift_params(
         jax.random.key(1), time_aware=True, hidden_size=TINY.hidden_size))
-    again = evaluate.evaluate_lpo_run(zero, horizons=(1,), seeds=2)["rows"][0]["returns"]
+    again = evaluate.evaluate_lpo_run(zero, horizons=(1,), seeds=2,
+                                      out_dir=tmp_path / "elsewhere")["rows"][0]["returns"]
+    assert (tmp_path / "elsewhere" / "results.json").is_file()
+    assert not (zero / "meta_eval").exists()
     ppo_returns = rows[0]["returns"]["clipped_surrogate"]["per_seed"]
     assert again["clipped_surrogate"]["per_seed"] == ppo_returns
     assert again["ta_lpo"]["per_seed"] == ppo_returns  # bit for bit
