@@ -399,8 +399,8 @@ def plot_drift(drift_params: Any, time_aware: bool, path: Path, clip_epsilon: fl
                             extent=(ratios[0], ratios[-1], advantages[0], advantages[-1]),
                             cmap="viridis")
         axis.set_xlabel("probability ratio r")
-        axis.set_ylabel("advantage A")
         axis.set_title(name, fontsize=9)
+    axes[0][0].set_ylabel("advantage A")
     figure.colorbar(image, ax=axes[0].tolist(), shrink=0.85)
     if title:
         figure.suptitle(title, fontsize=10)
